@@ -1,0 +1,43 @@
+"""Domain errors, worded for the person who sees them."""
+
+
+class QAError(Exception):
+    """Base class: the CLI prints it as one `Error: ...` line, the API as a JSON error."""
+
+    code = "error"
+    http_status = 400
+
+
+class InvalidInput(QAError):
+    code = "invalid_input"
+    http_status = 400
+
+
+class NotFound(QAError):
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(QAError):
+    code = "conflict"
+    http_status = 409
+
+
+class ParseError(QAError):
+    """A file that cannot be ingested; the message names the file and why."""
+
+    code = "parse_error"
+    http_status = 400
+
+
+class IndexNotBuilt(QAError):
+    code = "index_not_built"
+    http_status = 503
+
+    def __init__(self, message: str = 'no index has been built yet: run "qa build" first'):
+        super().__init__(message)
+
+
+class IndexMismatch(QAError):
+    code = "index_mismatch"
+    http_status = 503

@@ -1,0 +1,179 @@
+"""Hybrid retrieval: BM25 and dense candidates, fused, filtered by validity, with a confidence.
+
+Scores from the two channels live on different scales, so each is mapped to [0, 1] before
+fusion: BM25 relative to the best passage for this question, cosine relative to the best
+cosine. Confidence is a separate, absolute judgement: how much of the question the best
+passage covers, how similar it is, whether both channels agree, and the margin to the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .corpus import ApprovedAnswer
+from .dense import Embedder
+from .index import BuiltIndex, Passage
+from .lexical import BM25Index, encode_passages
+from .text import TextAnalyzer
+
+CANDIDATES = 100
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Tunable parameters of fusion and confidence (``qa hit-test`` shows them)."""
+
+    bm25: float = 0.6
+    dense: float = 0.4
+    approved_boost: float = 1.05
+    confidence_bias: float = -4.0
+    confidence_coverage: float = 4.0
+    confidence_cosine: float = 3.0
+    confidence_agreement: float = 1.0
+    confidence_margin: float = 2.0
+
+
+@dataclass
+class Hit:
+    kind: str  # "article" or "approved"
+    key: str  # passage id or answer id
+    score: float
+    bm25: float = 0.0
+    dense: float = 0.0
+    matched_terms: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Retrieval:
+    hits: list[Hit]
+    confidence: float
+    query_terms: dict[str, float]
+    features: dict[str, float]
+
+
+class AnswerIndex:
+    """Approved answers, indexed in memory so curators' changes apply without a rebuild."""
+
+    def __init__(self, answers: list[ApprovedAnswer], analyzer: TextAnalyzer, bm25: BM25Index, embedder: Embedder):
+        self.answers = answers
+        self.phrasings: list[tuple[int, str]] = [
+            (number, text) for number, a in enumerate(answers) for text in [a.question, *a.alternatives]
+        ]
+        terms = [analyzer.tokens(text) for _, text in self.phrasings]
+        self.matrix = encode_passages(terms, bm25.vocabulary, bm25.idf, bm25.average_length).T.tocsr()
+        texts = [text for _, text in self.phrasings]
+        self.vectors = embedder.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
+        self.owner = np.array([number for number, _ in self.phrasings], dtype=np.int64)
+
+
+class Retriever:
+    def __init__(self, index: BuiltIndex, analyzer: TextAnalyzer, embedder: Embedder, weights: Weights | None = None):
+        self.index = index
+        self.analyzer = analyzer
+        self.embedder = embedder
+        self.weights = weights or Weights()
+        self.answers: AnswerIndex | None = None
+        self.term_idf_total = float(index.bm25.idf.sum())
+
+    def set_answers(self, answers: list[ApprovedAnswer]) -> None:
+        self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder)
+
+    def search(self, question: str, as_of: str, top_k: int, channels: tuple[str, ...] = ("bm25", "dense")) -> Retrieval:
+        terms = self.analyzer.query_terms(question)
+        expansion_text = " ".join(phrase for phrase, _ in self.analyzer.expansions(question))
+        bm25_scores = self.index.bm25.scores(terms) if "bm25" in channels else None
+        query_vector = self.embedder.encode([f"{question} {expansion_text}".strip()])[0] if "dense" in channels else None
+
+        candidates: dict[int, list[float]] = {}
+        if bm25_scores is not None:
+            top = np.argpartition(-bm25_scores, min(CANDIDATES, len(bm25_scores) - 1))[:CANDIDATES]
+            for i in top:
+                if bm25_scores[i] > 0:
+                    candidates.setdefault(int(i), [0.0, 0.0])[0] = float(bm25_scores[i])
+        if query_vector is not None:
+            cosines, ids = self.index.dense.search(query_vector, CANDIDATES * 2)
+            for cosine, i in zip(cosines, ids):
+                entry = candidates.setdefault(int(i), [0.0, 0.0])
+                entry[1] = float(cosine)
+                if bm25_scores is not None:
+                    entry[0] = float(bm25_scores[i])
+
+        passages = self.index.passages
+        live = {i: s for i, s in candidates.items() if passages[i].in_force(as_of)}
+        hits = [Hit("article", passages[i].id, 0.0, s[0], s[1]) for i, s in live.items()]
+        index_of = {passages[i].id: i for i in live}
+        hits += self._answer_hits(terms, query_vector, as_of, channels)
+        self._fuse(hits, channels)
+        hits.sort(key=lambda h: -h.score)
+        hits = hits[:top_k]
+        for hit in hits:
+            if hit.kind == "article":
+                hit.matched_terms = self.index.bm25.matched_terms(terms, index_of[hit.key])
+        confidence, features = self._confidence(hits, terms, channels)
+        return Retrieval(hits, confidence, terms, features)
+
+    def _answer_hits(self, terms, query_vector, as_of: str, channels) -> list[Hit]:
+        if self.answers is None or not self.answers.phrasings:
+            return []
+        answers = self.answers
+        per_phrasing_bm25 = np.zeros(len(answers.phrasings), dtype=np.float32)
+        if "bm25" in channels:
+            indices, weights = self.index.bm25.query_vector(terms)
+            if len(indices):
+                per_phrasing_bm25 = np.asarray(answers.matrix[indices].T @ weights).ravel()
+        per_phrasing_dense = answers.vectors @ query_vector if query_vector is not None else np.zeros(len(answers.phrasings))
+        best: dict[int, list[float]] = {}
+        for phrasing, owner in enumerate(answers.owner):
+            entry = best.setdefault(int(owner), [0.0, 0.0])
+            entry[0] = max(entry[0], float(per_phrasing_bm25[phrasing]))
+            entry[1] = max(entry[1], float(per_phrasing_dense[phrasing]))
+        hits = []
+        for owner, (bm25, dense) in best.items():
+            answer = answers.answers[owner]
+            if (answer.effective_from or "") <= as_of and (answer.effective_to is None or as_of < answer.effective_to):
+                if bm25 > 0 or dense > 0:
+                    hits.append(Hit("approved", answer.id, 0.0, bm25, dense))
+        return hits
+
+    def _fuse(self, hits: list[Hit], channels) -> None:
+        if not hits:
+            return
+        top_bm25 = max(h.bm25 for h in hits) or 1.0
+        top_dense = max(h.dense for h in hits) or 1.0
+        w = self.weights
+        use_bm25, use_dense = "bm25" in channels, "dense" in channels
+        total = (w.bm25 if use_bm25 else 0) + (w.dense if use_dense else 0)
+        for h in hits:
+            score = (w.bm25 * h.bm25 / top_bm25 if use_bm25 else 0) + (w.dense * max(h.dense, 0) / top_dense if use_dense else 0)
+            score /= total
+            if h.kind == "approved":
+                score *= w.approved_boost
+            h.score = score
+
+    def _confidence(self, hits: list[Hit], terms: dict[str, float], channels) -> tuple[float, dict[str, float]]:
+        if not hits:
+            return 0.0, {"coverage": 0.0, "cosine": 0.0, "agreement": 0.0, "margin": 0.0}
+        top = hits[0]
+        query_idf = sum(
+            w * float(self.index.bm25.idf[self.index.bm25.vocabulary[t]])
+            for t, w in terms.items()
+            if t in self.index.bm25.vocabulary
+        )
+        # A passage that contains every query term once scores roughly the query's idf mass.
+        coverage = min(top.bm25 / query_idf, 1.5) if query_idf > 0 else 0.0
+        by_dense = max(hits, key=lambda h: h.dense)
+        by_bm25 = max(hits, key=lambda h: h.bm25)
+        agreement = 1.0 if (by_dense.key == top.key and by_bm25.key == top.key) else 0.0
+        margin = top.score - hits[1].score if len(hits) > 1 else top.score
+        features = {"coverage": coverage, "cosine": max(top.dense, 0.0), "agreement": agreement, "margin": margin}
+        w = self.weights
+        logit = (
+            w.confidence_bias
+            + w.confidence_coverage * coverage
+            + w.confidence_cosine * features["cosine"]
+            + w.confidence_agreement * agreement
+            + w.confidence_margin * margin
+        )
+        return float(1 / (1 + np.exp(-logit))), features

@@ -1,0 +1,38 @@
+"""Where a question goes: the automatic answer, the expert team, or the complaint desk."""
+
+from __future__ import annotations
+
+import re
+
+ANSWER = "answer"
+EXPERT = "expert"
+COMPLAINT = "complaint"
+
+# 投诉 is a complaint about service; 举报/检举/告发 report someone else's wrongdoing.
+COMPLAINT_WORDS = re.compile(r"投诉|举报|检举|告发|揭发|实名反映|要反映|曝光")
+# Someone asking how the procedure works in general, not filing one now.
+ABOUT_PROCEDURE = re.compile(r"(举报|检举)(奖励|奖金|人)?(有|能|可以)?(奖励|奖金)|被(人)?(举报|投诉)")
+
+COMPLAINT_CATEGORIES = [
+    ("虚开发票", re.compile(r"虚开|假发票|伪造.*发票|卖发票|买发票|代开发票")),
+    ("不开发票", re.compile(r"不(给|肯|愿意?)?开(具)?发票|不开票|没有发票|不给票|不开.*(发票|票)")),
+    ("偷逃税款", re.compile(r"偷税|逃税|漏税|不交税|不缴税|没交税|没有.*税务登记|骗.*退税|隐瞒收入")),
+    ("服务投诉", re.compile(r"态度|服务|排队|系统|崩溃|登不上|打不通|推诿|不作为|办事")),
+]
+
+
+def is_complaint(question: str) -> bool:
+    return bool(COMPLAINT_WORDS.search(question)) and not ABOUT_PROCEDURE.search(question)
+
+
+def complaint_category(question: str) -> str:
+    for category, pattern in COMPLAINT_CATEGORIES:
+        if pattern.search(question):
+            return category
+    return "其他"
+
+
+def route(question: str, confidence: float, threshold: float) -> str:
+    if is_complaint(question):
+        return COMPLAINT
+    return ANSWER if confidence >= threshold else EXPERT

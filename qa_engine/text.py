@@ -1,0 +1,161 @@
+"""Chinese text handling: normalisation, jieba with the tax dictionary, synonyms and homophones."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+WHITESPACE = re.compile(r"\s+")
+HAN = re.compile(r"[\u4e00-\u9fff]")
+WORD_CHARS = re.compile(r"[\u4e00-\u9fffA-Za-z0-9.%]")
+SYNONYM_WEIGHT = 0.8
+HOMOPHONE_WEIGHT = 0.6
+PINYIN_WINDOW = (2, 5)
+
+
+def normalise(text: str) -> str:
+    """Full-width to half-width, drop control characters, fold whitespace, lower-case Latin."""
+    text = unicodedata.normalize("NFKC", text)
+    text = CONTROL_CHARS.sub("", text)
+    return WHITESPACE.sub(" ", text).strip().lower()
+
+
+@dataclass
+class Dictionary:
+    """The curated tax vocabulary: jieba user words, synonym groups and stopwords."""
+
+    terms: list[tuple[str, int]] = field(default_factory=list)
+    synonyms: list[list[str]] = field(default_factory=list)  # [canonical, variant, ...]
+    stopwords: set[str] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, folder: Path) -> "Dictionary":
+        terms, synonyms, stopwords = [], [], set()
+        terms_file, synonyms_file, stopwords_file = (
+            folder / "tax_terms.txt",
+            folder / "synonyms.tsv",
+            folder / "stopwords.txt",
+        )
+        if terms_file.exists():
+            for line in terms_file.read_text("utf-8").splitlines():
+                parts = line.split()
+                if parts and not parts[0].startswith("#"):
+                    freq = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 10000
+                    terms.append((parts[0], freq))
+        if synonyms_file.exists():
+            for line in synonyms_file.read_text("utf-8").splitlines():
+                group = [normalise(cell) for cell in line.split("\t") if cell.strip()]
+                if len(group) >= 2 and not group[0].startswith("#"):
+                    synonyms.append(group)
+        if stopwords_file.exists():
+            stopwords = {w.strip() for w in stopwords_file.read_text("utf-8").splitlines() if w.strip()}
+        return cls(terms, synonyms, stopwords)
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for word, freq in self.terms:
+            digest.update(f"t\t{word}\t{freq}\n".encode())
+        for group in self.synonyms:
+            digest.update(("s\t" + "\t".join(group) + "\n").encode())
+        for word in sorted(self.stopwords):
+            digest.update(f"w\t{word}\n".encode())
+        return digest.hexdigest()[:16]
+
+
+class TextAnalyzer:
+    """Turns text into BM25 terms, and questions into weighted query terms."""
+
+    def __init__(self, dictionary: Dictionary):
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        self.dictionary = dictionary
+        self._jieba = jieba.Tokenizer()
+        self._jieba.initialize()
+        for word, freq in dictionary.terms:
+            self._jieba.add_word(word, freq)
+        for group in dictionary.synonyms:
+            for word in group:
+                if HAN.search(word) and len(word) <= 8:
+                    self._jieba.add_word(word, 20000)
+        self._variants = sorted(
+            ((variant, group[0]) for group in dictionary.synonyms for variant in group[1:]),
+            key=lambda pair: -len(pair[0]),
+        )
+        self._homophones: dict[str, list[str]] = {}
+
+    def tokens(self, text: str) -> list[str]:
+        """Index terms: jieba search-mode words, without stopwords and punctuation."""
+        stop = self.dictionary.stopwords
+        return [
+            token
+            for token in self._jieba.lcut_for_search(normalise(text))
+            if token not in stop and WORD_CHARS.search(token)
+        ]
+
+    def learn_homophones(self, vocabulary: set[str]) -> None:
+        """Index known words by toneless pinyin, to repair speech-recognition homophone errors."""
+        from pypinyin import lazy_pinyin
+
+        words = {w for w in vocabulary if len(w) >= 2 and HAN.fullmatch(w[0]) and HAN.search(w[-1])}
+        words |= {w for w, _ in self.dictionary.terms if len(w) >= 2}
+        words |= {w for group in self.dictionary.synonyms for w in group if len(w) >= 2 and HAN.search(w)}
+        index: dict[str, list[str]] = {}
+        for word in sorted(words):
+            if len(word) <= PINYIN_WINDOW[1] and all(HAN.fullmatch(c) for c in word):
+                index.setdefault("".join(lazy_pinyin(word)), []).append(word)
+        self._homophones = index
+        self._known_words = words
+
+    def query_terms(self, question: str) -> dict[str, float]:
+        """Weighted terms for a question: its own words, their canonical synonyms, homophone repairs."""
+        text = normalise(question)
+        weights: dict[str, float] = {}
+        for token in self.tokens(text):
+            weights[token] = 1.0
+        for phrase, weight in self.expansions(text):
+            for token in self.tokens(phrase):
+                weights.setdefault(token, weight)
+        return weights
+
+    def expansions(self, text: str) -> list[tuple[str, float]]:
+        """Canonical law wording for the synonyms and homophones found in ``text``."""
+        found: list[tuple[str, float]] = []
+        for variant, canonical in self._variants:
+            if variant in text:
+                found.append((canonical, SYNONYM_WEIGHT))
+        for word in self._homophone_repairs(text):
+            found.append((word, HOMOPHONE_WEIGHT))
+            for variant, canonical in self._variants:
+                if variant == word:
+                    found.append((canonical, HOMOPHONE_WEIGHT))
+        return found
+
+    def _homophone_repairs(self, text: str) -> list[str]:
+        if not self._homophones:
+            return []
+        from pypinyin import lazy_pinyin
+
+        repairs = []
+        for run in re.findall(r"[\u4e00-\u9fff]+", text):
+            syllables = lazy_pinyin(run)
+            known_spans = [
+                (start, end)
+                for word, start, end in self._jieba.tokenize(run)
+                if len(word) >= 2 and word in self._known_words
+            ]
+            low, high = PINYIN_WINDOW
+            for size in range(low, high + 1):
+                for start in range(0, len(run) - size + 1):
+                    end = start + size
+                    if any(a <= start and end <= b for a, b in known_spans):
+                        continue  # a word the corpus knows, spelt right
+                    for word in self._homophones.get("".join(syllables[start:end]), []):
+                        if word not in text and word not in repairs:
+                            repairs.append(word)
+        return repairs
