@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -380,6 +381,36 @@ class QAService:
 
         index = self.retriever().index
         return PlainBM25Baseline(index.passages, [passage_text(p) for p in index.passages])
+
+    # ---- feedback, callbacks, complaints ------------------------------------
+
+    def record_feedback(self, answer_id: str, helpful: bool, query_id: int | None = None, comment: str = "") -> int:
+        """Record helpful / not helpful for an answer shown to a caller."""
+        if not isinstance(answer_id, str) or not answer_id.strip():
+            raise InvalidInput("answer_id must be non-empty text")
+        if not isinstance(helpful, bool):
+            raise InvalidInput("helpful must be true or false")
+        from .privacy import redact
+
+        return self.store.add_feedback(answer_id.strip(), helpful, query_id, redact(comment or ""))
+
+    def request_callback(self, question: str, name: str, phone: str) -> int:
+        """A taxpayer routed to the experts leaves a callback request; returns the queue item id."""
+        question = self.check_question(question)
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInput("name must be non-empty text")
+        if not isinstance(phone, str) or not re.fullmatch(r"[0-9+\- ]{5,20}", phone.strip()):
+            raise InvalidInput("phone must be a telephone number")
+        due = working_days_from(datetime.now(), self.settings.queue_due_working_days).strftime("%Y-%m-%dT%H:%M:%SZ")
+        contact = {"name": name.strip(), "phone": phone.strip()}
+        return self.store.add_queue_item(question, "callback", contact, due)
+
+    def file_complaint(self, question: str, contact: dict | None = None) -> int:
+        """File a complaint or report (投诉/举报) with the complaint desk; returns the case number."""
+        question = self.check_question(question)
+        if contact is not None and not isinstance(contact, dict):
+            raise InvalidInput("contact must be an object")
+        return self.store.add_complaint(question, routing.complaint_category(question), contact)
 
     # ---- reporting ------------------------------------------------------------
 

@@ -245,6 +245,30 @@ class Store:
                 }
             ).last_pk
 
+    def add_queue_item(self, question: str, kind: str, contact: dict | None, due_at: str) -> int:
+        """An explicit queue item (an agent's flag or a callback request); never merged with others."""
+        now = utc_now()
+        with self.transaction():
+            return self.db["queue"].insert(
+                {
+                    "normalised": question,
+                    "question": question,
+                    "kind": kind,
+                    "count": 1,
+                    "first_seen": now,
+                    "last_seen": now,
+                    "status": "open",
+                    "contact": json.dumps(contact, ensure_ascii=False) if contact else None,
+                    "due_at": due_at,
+                }
+            ).last_pk
+
+    def add_feedback(self, answer_id: str, helpful: bool, query_id: int | None, comment: str) -> int:
+        with self.transaction():
+            return self.db["feedback"].insert(
+                {"at": utc_now(), "answer_id": answer_id, "query_id": query_id, "helpful": int(helpful), "comment": comment}
+            ).last_pk
+
     def queue_items(self, status: str | None = None) -> list[dict]:
         if status:
             return self.db.execute_returning_dicts("SELECT * FROM queue WHERE status = ? ORDER BY id", [status])

@@ -1,0 +1,122 @@
+"""Shared fixtures: a small knowledge base on a temporary home, with a deterministic embedder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa_engine.config import Settings
+from qa_engine.service import QAService
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+SHARED_LAWS = SHARED / "corpus" / "laws"
+DEV_SET = SHARED / "eval" / "dev.jsonl"
+
+
+def require_shared() -> Path:
+    """The shared law corpus; skipped where absent (a fresh clone), a failure in CI."""
+    if not SHARED_LAWS.is_dir():
+        if os.environ.get("QA_REQUIRE_SHARED") == "1":
+            pytest.fail(f"QA_REQUIRE_SHARED=1 but {SHARED_LAWS} is missing")
+        pytest.skip(f"needs the shared law corpus at {SHARED_LAWS} (not part of a fresh clone)")
+    return SHARED_LAWS
+
+
+class FakeEmbedder:
+    """Deterministic character-bigram hashing embedder, for tests where the model is not under test."""
+
+    name = "fake-bigram-64"
+    dimension = 64
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for a, b in zip(text, text[1:]):
+                bucket = int(hashlib.md5((a + b).encode()).hexdigest()[:8], 16) % self.dimension
+                vectors[row, bucket] += 1.0
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1, norms)
+
+
+SMALL_LAWS = {
+    "示例个人所得税法(2018-08-31).md": """# 中华人民共和国示例个人所得税法
+
+2018年8月31日 第十三届全国人民代表大会常务委员会第五次会议修正
+
+<!-- INFO END -->
+
+## 第一章 总则
+
+第一条 在中国境内有住所的个人，为居民个人，应当依照本法规定缴纳个人所得税。
+
+第二条 下列各项个人所得，应当缴纳个人所得税：工资、薪金所得；劳务报酬所得；稿酬所得；偶然所得。
+
+## 第二章 税率
+
+第三条 综合所得，适用百分之三至百分之四十五的超额累进税率。偶然所得，适用比例税率，税率为百分之二十。
+
+第四条 本法自2019年1月1日起施行。
+""",
+    "示例发票暂行条例(2011-01-08).md": """# 中华人民共和国示例发票暂行条例
+
+2011年1月8日 国务院修订
+
+<!-- INFO END -->
+
+第一条 销售商品、提供服务，收款方应当向付款方开具发票。
+
+第二条 任何单位和个人不得虚开发票，不得非法出售发票。
+
+第三条 本条例自1993年1月1日起施行。
+""",
+    "示例发票法(2024-12-25).md": """# 中华人民共和国示例发票法
+
+2024年12月25日 第十四届全国人民代表大会常务委员会通过
+
+<!-- INFO END -->
+
+第一条 销售商品、提供服务以及从事其他经营活动，收款方应当向付款方开具发票；特殊情况下，由付款方向收款方开具发票。
+
+第二条 任何单位和个人不得有虚开发票、非法出售发票等行为，违者由税务机关处以罚款。
+
+第三条 本法自2026年1月1日起施行。《中华人民共和国示例发票暂行条例》同时废止。
+""",
+}
+
+
+@pytest.fixture
+def small_laws(tmp_path) -> Path:
+    folder = tmp_path / "laws"
+    folder.mkdir()
+    for name, text in SMALL_LAWS.items():
+        (folder / name).write_text(text, "utf-8")
+    return folder
+
+
+@pytest.fixture
+def make_service(tmp_path):
+    """Builds services on temporary homes; closes their databases afterwards."""
+    made = []
+
+    def make(home: Path | None = None, **settings) -> QAService:
+        svc = QAService(Settings.from_env(environ={}, home=home or tmp_path / "home", **settings), embedder=FakeEmbedder())
+        made.append(svc)
+        return svc
+
+    yield make
+    for svc in made:
+        svc.store.close()
+
+
+@pytest.fixture
+def service(make_service, small_laws) -> QAService:
+    """A service over the three small laws, built and ready to answer."""
+    svc = make_service()
+    report = svc.ingest([small_laws])
+    assert report.errors == []
+    svc.build()
+    return svc
