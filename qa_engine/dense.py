@@ -118,8 +118,10 @@ def train_corpus_model(
     pairs: list[tuple[str, str]],
     output_dir: Path,
     dimension: int = 256,
-    vocabulary_size: int = 12000,
-    epochs: int = 2,
+    vocabulary_size: int = 2000,
+    epochs: int = 8,
+    learning_rate: float = 0.003,
+    cloze_per_passage: int = 3,
     seed: int = 13,
 ) -> None:
     """Train a static-embedding sentence-transformers model on the corpus and save it.
@@ -138,10 +140,10 @@ def train_corpus_model(
     tokenizer = _train_tokenizer(passages + [a for pair in pairs for a in pair], vocabulary_size)
     weights = _cooccurrence_embeddings(tokenizer, passages, dimension, seed)
     model = SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_weights=weights)], device="cpu")
-    training_pairs = pairs + _inverse_cloze_pairs(passages)
+    training_pairs = pairs + _inverse_cloze_pairs(passages, cloze_per_passage)
     random.shuffle(training_pairs)
     if training_pairs and epochs > 0:
-        _contrastive_training(model, training_pairs, epochs)
+        _contrastive_training(model, training_pairs, epochs, learning_rate)
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(output_dir))
 
@@ -187,19 +189,19 @@ def _cooccurrence_embeddings(tokenizer, passages: list[str], dimension: int, see
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def _inverse_cloze_pairs(passages: list[str]) -> list[tuple[str, str]]:
+def _inverse_cloze_pairs(passages: list[str], per_passage: int) -> list[tuple[str, str]]:
     pairs = []
     for passage in passages:
         sentences = [s for s in SENTENCE_END.split(passage) if len(s) >= 8]
         if len(sentences) < 2:
             continue
-        for sentence in random.sample(sentences, min(3, len(sentences))):
+        for sentence in random.sample(sentences, min(per_passage, len(sentences))):
             rest = "".join(s for s in sentences if s is not sentence)
             pairs.append((sentence, rest))
     return pairs
 
 
-def _contrastive_training(model, pairs: list[tuple[str, str]], epochs: int) -> None:
+def _contrastive_training(model, pairs: list[tuple[str, str]], epochs: int, learning_rate: float) -> None:
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -213,7 +215,7 @@ def _contrastive_training(model, pairs: list[tuple[str, str]], epochs: int) -> N
             output_dir=scratch,
             num_train_epochs=epochs,
             per_device_train_batch_size=128,
-            learning_rate=0.05,
+            learning_rate=learning_rate,
             save_strategy="no",
             logging_strategy="no",
             report_to="none",

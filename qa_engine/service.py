@@ -465,10 +465,34 @@ def training_pairs(passages: list[Passage], dictionary: Dictionary, answers: lis
     for group in dictionary.synonyms:
         for variant in group[1:]:
             pairs.append((variant, group[0]))
+    pairs += colloquial_cloze_pairs(passages, dictionary)
     for answer in answers:
         cited = " ".join(by_key.get((short_title_of(c.doc), c.article), "") for c in answer.citations)
         for phrasing in [answer.question, *answer.alternatives]:
             pairs.append((phrasing, f"{answer.answer} {cited}".strip()))
+    return pairs
+
+
+def colloquial_cloze_pairs(passages: list[Passage], dictionary: Dictionary, seed: int = 7) -> list[tuple[str, str]]:
+    """Sentences of each article rewritten in callers' words (legal terms replaced by the
+    variants the synonym table lists), paired with the article: teaches the embedder how
+    callers refer to what the law says."""
+    import random
+
+    rng = random.Random(seed)
+    variants = {group[0]: group[1:] for group in dictionary.synonyms}
+    canonical = sorted(variants, key=len, reverse=True)
+    pairs = []
+    for p in passages:
+        for sentence in re.split(r"(?<=[。；])", p.text):
+            present = [term for term in canonical if term in sentence]
+            if len(sentence) < 8 or not present:
+                continue
+            rewritten = sentence
+            for term in present:
+                if term in rewritten:
+                    rewritten = rewritten.replace(term, rng.choice(variants[term]))
+            pairs.append((rewritten, passage_text(p)))
     return pairs
 
 

@@ -12,9 +12,12 @@ from pathlib import Path
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 WHITESPACE = re.compile(r"\s+")
 HAN = re.compile(r"[\u4e00-\u9fff]")
+HAN_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
 WORD_CHARS = re.compile(r"[\u4e00-\u9fffA-Za-z0-9.%]")
 SYNONYM_WEIGHT = 0.8
 HOMOPHONE_WEIGHT = 0.6
+BIGRAM_WEIGHT = 0.4
+BIGRAM_PREFIX = "#"  # character bigrams live beside words in one vocabulary
 PINYIN_WINDOW = (2, 5)
 
 
@@ -90,7 +93,13 @@ class TextAnalyzer:
         self._homophones: dict[str, list[str]] = {}
 
     def tokens(self, text: str) -> list[str]:
-        """Index terms: jieba search-mode words, without stopwords and punctuation."""
+        """Index terms: jieba search-mode words (without stopwords) and character bigrams.
+
+        Bigrams catch what word segmentation splits differently in a question and in the law.
+        """
+        return self.words(text) + character_bigrams(normalise(text))
+
+    def words(self, text: str) -> list[str]:
         stop = self.dictionary.stopwords
         return [
             token
@@ -116,11 +125,13 @@ class TextAnalyzer:
         """Weighted terms for a question: its own words, their canonical synonyms, homophone repairs."""
         text = normalise(question)
         weights: dict[str, float] = {}
-        for token in self.tokens(text):
+        for token in self.words(text):
             weights[token] = 1.0
         for phrase, weight in self.expansions(text):
-            for token in self.tokens(phrase):
+            for token in self.words(phrase):
                 weights.setdefault(token, weight)
+        for bigram in character_bigrams(text):
+            weights.setdefault(bigram, BIGRAM_WEIGHT)
         return weights
 
     def expansions(self, text: str) -> list[tuple[str, float]]:
@@ -159,3 +170,7 @@ class TextAnalyzer:
                         if word not in text and word not in repairs:
                             repairs.append(word)
         return repairs
+
+
+def character_bigrams(text: str) -> list[str]:
+    return [BIGRAM_PREFIX + run[i : i + 2] for run in HAN_RUN.findall(text) for i in range(len(run) - 1)]
