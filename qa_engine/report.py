@@ -78,7 +78,7 @@ def cluster_questions(questions: list[str], embedder, similarity: float = SIMILA
     groups: list[list[int]] = [[] for _ in leaders]
     for index, key in enumerate(keys):
         groups[group_of[key]].append(index)
-    return sorted(groups, key=len, reverse=True)
+    return sorted(groups, key=lambda g: (-len(g), g[0]))  # ties: first asked first
 
 
 def build_report(service, since: str, threshold: float | None = None) -> dict:
