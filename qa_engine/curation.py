@@ -9,6 +9,7 @@ The running service notices any change through ``store.answers_revision()``, so 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -196,15 +197,15 @@ def history(service, answer_id: str) -> list[dict]:
 # ---- stale answers --------------------------------------------------------------
 
 
-def stale_reasons(service, row: dict) -> list[str]:
+def stale_reasons(service, row: dict, context: tuple | None = None) -> list[str]:
     """Why an approved answer needs review: a cited document superseded, or replaced by a newer
     version since the answer was last reviewed."""
+    resolve, validity = context or _stale_context(service)
     today = service.today()
     reviewed = (row["updated_at"] or today)[:10]
-    validity = service.validity()
     reasons = []
     for c in row["citations"]:
-        now = service.resolve_doc(c["doc"], today)
+        now = resolve(c["doc"], today)
         cited = f"{c['doc']} {c['article']}"
         if now is None or service.store.article(now, c["article"]) is None:
             reasons.append(f"{cited} is no longer in the knowledge base")
@@ -214,17 +215,23 @@ def stale_reasons(service, row: dict) -> list[str]:
             by = f" by {v.superseded_by}" if v.superseded_by else ""
             reasons.append(f"{cited}: {now} was superseded on {v.effective_to}{by}")
             continue
-        then = service.resolve_doc(c["doc"], reviewed)
+        then = resolve(c["doc"], reviewed)
         if then != now:
             reasons.append(f"{cited}: now means {now}, which replaced {then} after this answer was last reviewed")
     return reasons
 
 
+def _stale_context(service) -> tuple:
+    """Document resolution and validity, computed once for many answers."""
+    return functools.lru_cache(maxsize=None)(service.resolve_doc), service.validity()
+
+
 def stale_answers(service) -> list[dict]:
     """Approved answers citing a document that has since been superseded."""
     result = []
+    context = _stale_context(service)
     for row in service.store.answers(APPROVED):
-        reasons = stale_reasons(service, row)
+        reasons = stale_reasons(service, row, context)
         if reasons:
             result.append({"id": row["id"], "question": row["question"], "version": row["version"],
                            "updated_at": row["updated_at"], "reasons": reasons})
