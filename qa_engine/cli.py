@@ -309,5 +309,10 @@ def eval_command(ctx, gold, baseline, channels, as_json):
         click.echo(format_table(reports["qa_engine"]["by_kind"]))
 
 
+from .cli_curation import register  # noqa: E402  (answers, queue, complaints, terms, synonyms, report)
+
+register(cli)
+
+
 def main() -> None:
     cli(prog_name="qa")

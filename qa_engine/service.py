@@ -175,6 +175,8 @@ class QAService:
         passages = self.passages()
         if not passages:
             raise QAError('the knowledge base has no articles: run "qa ingest PATH" first')
+        with self._lock:
+            self._analyzer = None  # pick up dictionary changes made since (qa terms / qa synonyms)
         analyzer = self.analyzer()
         texts = [passage_text(p) for p in passages]
         bm25 = BM25Index.build([analyzer.tokens(t) for t in _progress(texts, progress, "BM25")])
@@ -224,7 +226,10 @@ class QAService:
 
     def analyzer(self) -> TextAnalyzer:
         if self._analyzer is None:
-            self._analyzer = TextAnalyzer(Dictionary.load(self.settings.corpus_dir / "dictionary"))
+            from .dictionary_admin import merged_dictionary
+
+            shipped = Dictionary.load(self.settings.corpus_dir / "dictionary")
+            self._analyzer = TextAnalyzer(merged_dictionary(self.store, shipped))
         return self._analyzer
 
     def retriever(self) -> Retriever:
@@ -234,6 +239,8 @@ class QAService:
             if self._retriever is None or build_id != self._loaded_build:
                 index = load_index(self.home)
                 embedder = self._embedder or self._embedder_for(index)
+                if self._analyzer is not None and self._analyzer.dictionary.fingerprint() != index.manifest.get("dictionary_hash"):
+                    self._analyzer = None  # built elsewhere with a changed dictionary: tokenise questions the same way
                 analyzer = self.analyzer()
                 analyzer.learn_homophones(set(index.bm25.vocabulary))
                 self._retriever = Retriever(index, analyzer, embedder, Weights())
@@ -356,9 +363,10 @@ class QAService:
         return lookup[passage_id]
 
     def _cited_passage(self, retriever: Retriever, citation: Citation, as_of: str) -> Passage | None:
-        direct = self._passage(retriever, f"{citation.doc}#{citation.article}") if "#" not in citation.doc else None
-        if direct is not None:
-            return direct
+        try:  # a document id names one version; a short title means the version in force on as_of
+            return self._passage(retriever, f"{citation.doc}#{citation.article}")
+        except KeyError:
+            pass
         versions = [p for p in retriever.index.passages if short_title_of(p.doc) == citation.doc and p.article == citation.article]
         live = [p for p in versions if p.in_force(as_of)]
         return max(live or versions, key=lambda p: p.doc) if versions else None
@@ -438,6 +446,166 @@ class QAService:
             "effective_to": validity.effective_to,
             "superseded_by": validity.superseded_by,
         }
+
+
+    # ==== curation: answers, expert queue, complaint desk, dictionary, reports ====
+    # Thin calls into curation.py, queue.py, complaints.py, dictionary_admin.py and report.py,
+    # so the CLI and the HTTP API share them. Changes go through the store with who and when.
+
+    def add_answer(self, data: dict, by: str) -> dict:
+        """A new draft answer ({question, alternatives, answer, citations, category, effective_from/to})."""
+        from . import curation
+
+        return curation.add(self, data, by)
+
+    def edit_answer(self, answer_id: str, changes: dict, by: str, expected_version: int | None = None) -> dict:
+        """A new version of an answer; Conflict if it is no longer at ``expected_version``."""
+        from . import curation
+
+        return curation.edit(self, answer_id, changes, by, expected_version)
+
+    def approve_answer(self, answer_id: str, by: str, expected_version: int | None = None) -> dict:
+        from . import curation
+
+        return curation.approve(self, answer_id, by, expected_version)
+
+    def retire_answer(self, answer_id: str, by: str, reason: str = "", expected_version: int | None = None) -> dict:
+        from . import curation
+
+        return curation.retire(self, answer_id, by, reason, expected_version)
+
+    def answer_detail(self, answer_id: str) -> dict:
+        from . import curation
+
+        return curation.show(self, answer_id)
+
+    def list_answers(self, status: str | None = None, category: str | None = None) -> list[dict]:
+        from . import curation
+
+        return curation.listing(self, status, category)
+
+    def answer_history(self, answer_id: str) -> list[dict]:
+        from . import curation
+
+        return curation.history(self, answer_id)
+
+    def stale_answers(self) -> list[dict]:
+        """Approved answers citing a document that has since been superseded."""
+        from . import curation
+
+        return curation.stale_answers(self)
+
+    def import_answers(self, path: Path, by: str, skip_invalid: bool = False):
+        """Import a .jsonl, .csv or .xlsx file; all or nothing unless ``skip_invalid``."""
+        from . import answer_files, curation
+
+        rows, unreadable = answer_files.read_rows(Path(path))
+        return curation.import_answers(self, rows, by, skip_invalid, unreadable)
+
+    def export_answers(self, path: Path, status: str | None = None) -> int:
+        from . import answer_files, curation
+
+        rows = curation.export_rows(self, status)
+        answer_files.write_rows(Path(path), rows)
+        return len(rows)
+
+    def queue_items(self, status: str | None = None) -> list[dict]:
+        from . import queue
+
+        return queue.listing(self, status)
+
+    def queue_item(self, item_id: int) -> dict:
+        from . import queue
+
+        return queue.show(self, item_id)
+
+    def overdue_queue_items(self) -> list[dict]:
+        from . import queue
+
+        return queue.overdue(self)
+
+    def claim_queue_item(self, item_id: int, by: str) -> dict:
+        from . import queue
+
+        return queue.claim(self, item_id, by)
+
+    def answer_queue_item(self, item_id: int, data: dict, by: str) -> dict:
+        """Write a draft answer for a queued question; a curator approves it."""
+        from . import queue
+
+        return queue.answer(self, item_id, data, by)
+
+    def dismiss_queue_item(self, item_id: int, by: str, reason: str) -> dict:
+        from . import queue
+
+        return queue.dismiss(self, item_id, by, reason)
+
+    def complaint_cases(self, status: str | None = None, category: str | None = None) -> list[dict]:
+        from . import complaints
+
+        return complaints.listing(self, status, category)
+
+    def complaint_case(self, case_id: int) -> dict:
+        """One case with its contact details and history (the complaint desk only)."""
+        from . import complaints
+
+        return complaints.show(self, case_id)
+
+    def assign_complaint(self, case_id: int, to: str, by: str) -> dict:
+        from . import complaints
+
+        return complaints.assign(self, case_id, to, by)
+
+    def close_complaint(self, case_id: int, by: str, resolution: str) -> dict:
+        from . import complaints
+
+        return complaints.close(self, case_id, by, resolution)
+
+    def dictionary_terms(self) -> list[dict]:
+        from . import dictionary_admin
+
+        return dictionary_admin.terms(self)
+
+    def add_term(self, word: str, by: str, freq: int | None = None) -> dict:
+        from . import dictionary_admin
+
+        return dictionary_admin.add_term(self, word, by, freq)
+
+    def remove_term(self, word: str, by: str) -> dict:
+        from . import dictionary_admin
+
+        return dictionary_admin.remove_term(self, word, by)
+
+    def synonym_groups(self) -> list[dict]:
+        from . import dictionary_admin
+
+        return dictionary_admin.synonyms(self)
+
+    def add_synonyms(self, canonical: str, variants: list[str], by: str) -> dict:
+        from . import dictionary_admin
+
+        return dictionary_admin.add_synonyms(self, canonical, variants, by)
+
+    def remove_synonyms(self, canonical: str, variants: list[str], by: str) -> dict:
+        from . import dictionary_admin
+
+        return dictionary_admin.remove_synonyms(self, canonical, variants, by)
+
+    def dictionary_history(self, kind: str, key: str) -> list[dict]:
+        from . import dictionary_admin
+
+        return dictionary_admin.history(self, kind, key)
+
+    def report(self, since: str = "7d", out: Path | None = None) -> dict:
+        """Hot questions and quality since ``since`` (7d, 24h, 2w or a date); writes HTML to ``out``."""
+        from . import report
+
+        data = report.build_report(self, since)
+        if out is not None:
+            data["html"] = str(report.write_html(data, Path(out)))
+        return data
+
+    # ==== end of curation ====
 
 
 def passage_text(passage: Passage) -> str:

@@ -70,6 +70,20 @@ MIGRATIONS: list[str] = [
         helpful INTEGER NOT NULL, comment TEXT
     );
     """,
+    # 4: curation: queue item history, and curated dictionary entries (each change a new version)
+    """
+    ALTER TABLE queue ADD COLUMN history TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE dictionary_entries (
+        kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, status TEXT NOT NULL,
+        version INTEGER NOT NULL, updated_at TEXT NOT NULL, updated_by TEXT, PRIMARY KEY (kind, key)
+    );
+    CREATE TABLE dictionary_versions (
+        kind TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL, status TEXT NOT NULL,
+        change TEXT NOT NULL, by TEXT, at TEXT NOT NULL, PRIMARY KEY (kind, key, version)
+    );
+    CREATE INDEX query_log_at ON query_log(at);
+    CREATE INDEX feedback_at ON feedback(at);
+    """,
 ]
 
 
@@ -84,6 +98,7 @@ class Store:
         connection.execute("PRAGMA foreign_keys=ON")
         connection.execute("PRAGMA busy_timeout=30000")
         self.db = sqlite_utils.Database(connection)
+        self._depth = 0
         self._migrate()
 
     def _migrate(self) -> None:
@@ -97,12 +112,24 @@ class Store:
 
     @contextmanager
     def transaction(self):
+        """One atomic change. Nested calls join the outer transaction (an import of many answers
+        is all or nothing)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
         self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
         try:
             yield
         except BaseException:
+            self._depth = 0
             self.db.execute("ROLLBACK")
             raise
+        self._depth = 0
         self.db.execute("COMMIT")
 
     def close(self) -> None:
@@ -181,11 +208,25 @@ class Store:
             rows = self.db.execute_returning_dicts("SELECT * FROM answers ORDER BY id")
         return [_decode_answer(row) for row in rows]
 
-    def save_answer_version(self, answer: ApprovedAnswer, status: str, change: str, by: str, queue_id: int | None = None) -> int:
-        """Write a new version of an answer (the first version creates it); returns the version number."""
+    def save_answer_version(
+        self,
+        answer: ApprovedAnswer,
+        status: str,
+        change: str,
+        by: str,
+        queue_id: int | None = None,
+        expected_version: int | None = None,
+    ) -> int:
+        """Write a new version of an answer (the first version creates it); returns the version number.
+
+        With ``expected_version`` (0 for "must not exist yet"), refuses with Conflict when someone
+        else changed the answer since it was read, so no curator's update is silently lost."""
         with self.transaction():
             row = self.db.execute("SELECT version FROM answers WHERE id = ?", [answer.id]).fetchone()
-            version = (row[0] if row else 0) + 1
+            current = row[0] if row else 0
+            if expected_version is not None and current != expected_version:
+                raise _version_conflict(answer.id, current, expected_version)
+            version = current + 1
             record = {
                 "id": answer.id,
                 "status": status,
@@ -310,6 +351,19 @@ class Store:
             "complaints_open": count("SELECT count(*) FROM complaints WHERE status != 'closed'"),
             "queries_logged": count("SELECT count(*) FROM query_log"),
         }
+
+
+def _version_conflict(answer_id: str, current: int, expected: int):
+    from .errors import Conflict, NotFound
+
+    if current == 0:
+        return NotFound(f'no answer {answer_id}: see "qa answers list"')
+    if expected == 0:
+        return Conflict(f'answer {answer_id} already exists: change it with "qa answers edit {answer_id}"')
+    return Conflict(
+        f"answer {answer_id} is at version {current}, not {expected}: someone changed it meanwhile; "
+        f'look at "qa answers show {answer_id}" and make your change again'
+    )
 
 
 def _decode_answer(row: dict) -> dict:

@@ -120,3 +120,22 @@ def service(make_service, small_laws) -> QAService:
     assert report.errors == []
     svc.build()
     return svc
+
+
+@pytest.fixture
+def run_cli(service, monkeypatch):
+    """Runs `qa ...` through click against the ``service`` fixture; returns the click Result.
+
+    ``run_cli("queue", "list", "--json")``; pass ``env={"QA_USER": ...}`` for an identity."""
+    from click.testing import CliRunner
+
+    import qa_engine.cli
+
+    monkeypatch.setattr(qa_engine.cli, "service", lambda ctx: service)
+    runner = CliRunner()
+
+    def run(*args, env: dict | None = None):
+        return runner.invoke(qa_engine.cli.cli, [str(a) for a in args], env={"QA_USER": "", **(env or {})},
+                             catch_exceptions=False)
+
+    return run

@@ -1,0 +1,207 @@
+"""Approved answers in the files curators use: JSONL, CSV and Excel (.xlsx).
+
+In CSV and Excel one answer is one row; alternatives are separated by ``|`` and citations
+by ``;`` (``个人所得税法 第六条; 个人所得税法实施条例 第六条``). Excel cells holding a formula
+are rejected (paste values instead): a formula's cached value may be missing or out of date,
+so reading it would silently import something nobody saw. Exports write every cell as text,
+so an answer beginning with ``=`` stays text, and an export imports back unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from datetime import date, datetime
+from pathlib import Path
+
+from .corpus import read_text
+from .curation import EXPORT_COLUMNS
+from .errors import InvalidInput, ParseError, QAError
+
+FORMATS = (".jsonl", ".csv", ".xlsx")
+CITATION = re.compile(r"^《?(.+?)》?\s*(第[零〇一二三四五六七八九十百千]+条)$")
+
+
+def file_format(path: Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise InvalidInput(f"{path}: unknown format {suffix or '(none)'}; use a .jsonl, .csv or .xlsx file")
+    return suffix
+
+
+# ---- reading ---------------------------------------------------------------------
+
+
+def read_rows(path: Path) -> tuple[list[tuple[int, dict]], list[dict]]:
+    """The answers in a file as (row number, dict), and the rows that could not be read."""
+    path = Path(path)
+    suffix = file_format(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file")
+    if suffix == ".xlsx":
+        table = _xlsx_table(path)
+    elif suffix == ".csv":
+        text, _ = read_text(path)
+        table = _csv_table(text)
+    else:
+        return _jsonl_rows(path)
+    return _rows_from_table(table, str(path))
+
+
+def _jsonl_rows(path: Path) -> tuple[list[tuple[int, dict]], list[dict]]:
+    text, _ = read_text(path)
+    rows, errors = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            errors.append({"row": number, "error": f"row {number}: invalid JSON ({exc.msg})"})
+    return rows, errors
+
+
+def _csv_table(text: str) -> list[tuple[int, list]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    return [(reader.line_num, cells) for cells in reader]
+
+
+def _xlsx_table(path: Path) -> list[tuple[int, list]]:
+    from zipfile import BadZipFile
+
+    import openpyxl
+
+    try:
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    except (BadZipFile, OSError, KeyError, ValueError) as exc:
+        raise ParseError(f"{path}: cannot read it as an Excel .xlsx workbook ({exc})") from None
+    try:
+        sheet = workbook["answers"] if "answers" in workbook.sheetnames else workbook.worksheets[0]
+        table = []
+        for number, cells in enumerate(sheet.iter_rows(), start=1):
+            values = []
+            for cell in cells:
+                if cell.data_type == "f":
+                    values.append(_Formula(f"{cell.coordinate} holds a formula ({cell.value}); paste values only"))
+                else:
+                    values.append(cell.value)
+            table.append((number, values))
+        return table
+    finally:
+        workbook.close()
+
+
+class _Formula(str):
+    """A marker for a formula cell, reported as that row's error."""
+
+
+def _rows_from_table(table: list[tuple[int, list]], where: str) -> tuple[list[tuple[int, dict]], list[dict]]:
+    table = [(n, cells) for n, cells in table if any(_text(c) for c in cells)]
+    if not table:
+        return [], []
+    header_number, header = table[0]
+    names = [_text(c).lower() for c in header]
+    missing = {"question", "answer", "citations"} - set(names)
+    if missing:
+        raise ParseError(f"{where}: missing column(s) {', '.join(sorted(missing))} in row {header_number}")
+    rows, errors = [], []
+    for number, cells in table[1:]:
+        try:
+            raw = dict(zip(names, cells))
+            formula = next((c for c in raw.values() if isinstance(c, _Formula)), None)
+            if formula is not None:
+                raise InvalidInput(f"row {number}: cell {formula}")
+            rows.append((number, _answer_from_cells(raw, number)))
+        except QAError as exc:
+            errors.append({"row": number, "error": str(exc)})
+    return rows, errors
+
+
+def _answer_from_cells(raw: dict, number: int) -> dict:
+    data = {name: _text(raw.get(name)) for name in EXPORT_COLUMNS if name in raw}
+    data["alternatives"] = [a.strip() for a in data.get("alternatives", "").split("|") if a.strip()]
+    data["citations"] = parse_citations(data.get("citations", ""), f"row {number}")
+    for key in ("effective_from", "effective_to"):
+        data[key] = data.get(key) or None
+    return data
+
+
+def parse_citations(text: str, where: str) -> list[dict]:
+    """'个人所得税法 第六条; 《发票管理办法》第二十二条' -> [{'doc', 'article'}, ...]"""
+    citations = []
+    for part in re.split(r"[;；\n]", text):
+        part = part.strip()
+        if not part:
+            continue
+        match = CITATION.match(part)
+        if match:
+            citations.append({"doc": match.group(1).strip(), "article": match.group(2)})
+            continue
+        pieces = part.rsplit(None, 1)
+        if len(pieces) != 2:
+            raise InvalidInput(f"{where}: cannot read citation {part!r}; write it as '个人所得税法 第六条'")
+        citations.append({"doc": pieces[0].strip("《》 "), "article": pieces[1]})
+    return citations
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+# ---- writing ---------------------------------------------------------------------
+
+
+def write_rows(path: Path, answers: list[dict]) -> None:
+    """Write answers (the export shape), atomically: a failed export leaves no half file."""
+    path = Path(path)
+    suffix = file_format(path)
+    scratch = path.with_name(path.name + ".tmp")
+    try:
+        if suffix == ".jsonl":
+            with open(scratch, "w", encoding="utf-8") as out:
+                for answer in answers:
+                    out.write(json.dumps(answer, ensure_ascii=False) + "\n")
+        elif suffix == ".csv":
+            with open(scratch, "w", encoding="utf-8-sig", newline="") as out:  # BOM: Excel reads it as UTF-8
+                writer = csv.writer(out)
+                writer.writerow(EXPORT_COLUMNS)
+                writer.writerows(_cells(a) for a in answers)
+        else:
+            _write_xlsx(scratch, answers)
+        os.replace(scratch, path)
+    except OSError as exc:
+        scratch.unlink(missing_ok=True)
+        raise InvalidInput(f"{path}: cannot write ({exc.strerror})") from None
+
+
+def _cells(answer: dict) -> list[str]:
+    values = dict(answer)
+    values["alternatives"] = " | ".join(answer["alternatives"])
+    values["citations"] = "; ".join(f"{c['doc']} {c['article']}" for c in answer["citations"])
+    return ["" if values[name] is None else str(values[name]) for name in EXPORT_COLUMNS]
+
+
+def _write_xlsx(path: Path, answers: list[dict]) -> None:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "answers"
+    sheet.append(EXPORT_COLUMNS)
+    for answer in answers:
+        sheet.append(_cells(answer))
+    for row in sheet.iter_rows(min_row=2):
+        for cell in row:
+            cell.data_type = "s"  # text, even when it starts with "="
+    workbook.save(path)
