@@ -71,12 +71,12 @@ def test_terms_and_synonyms_commands(run_cli):
     assert "v2" in run_cli("terms", "history", "留抵退税").output
     missing = run_cli("terms", "remove", "留抵退税", "--by", "王芳")
     assert (missing.exit_code, missing.output) == (1, 'Error: 留抵退税 is not in the dictionary: see "qa terms list"\n')
-    added = run_cli("synonyms", "add", "全年一次性奖金", "年终奖", "年底双薪", "--by", "王芳")
-    assert added.output == "全年一次性奖金: 年终奖 年底双薪; run qa build to apply it\n"
-    assert "全年一次性奖金\t年终奖 年底双薪\t(curated)" in run_cli("synonyms", "list").output
-    removed = run_cli("synonyms", "remove", "全年一次性奖金", "--by", "王芳")
-    assert removed.output == "全年一次性奖金: (group removed); run qa build to apply it\n"
-    no_variant = run_cli("synonyms", "add", "全年一次性奖金", "--by", "王芳")
+    added = run_cli("synonyms", "add", "示例专项扣除", "示例扣项", "样例扣除", "--by", "王芳")
+    assert added.output == "示例专项扣除: 示例扣项 样例扣除; run qa build to apply it\n"
+    assert "示例专项扣除\t示例扣项 样例扣除\t(curated)" in run_cli("synonyms", "list").output
+    removed = run_cli("synonyms", "remove", "示例专项扣除", "--by", "王芳")
+    assert removed.output == "示例专项扣除: (group removed); run qa build to apply it\n"
+    no_variant = run_cli("synonyms", "add", "示例专项扣除", "--by", "王芳")
     assert no_variant.exit_code == 2
-    anonymous = run_cli("synonyms", "add", "全年一次性奖金", "年终奖")
+    anonymous = run_cli("synonyms", "add", "示例专项扣除", "示例扣项")
     assert anonymous.output == "Error: say who is making this change: pass --by NAME or set QA_USER\n"
