@@ -25,11 +25,12 @@ from .corpus import (
     parse_law_file,
     short_title_of,
 )
-from .dense import CORPUS_MODEL_NAME, Embedder, SentenceTransformerEmbedder, train_corpus_model
+from .dense import CORPUS_MODEL_NAME, Embedder, train_corpus_model
 from .errors import InvalidInput, NotFound, ParseError, QAError
 from .index import BuiltIndex, Passage, current_build_id, load_index, write_index
 from .lexical import BM25Index
 from .retrieval import Retriever, Weights
+from .static_embedder import load_embedder
 from .store import DATABASE_NAME, Store, answer_from_row
 from .text import Dictionary, TextAnalyzer, normalise
 from .validity import DocumentInfo, Validity, derive_validity
@@ -205,8 +206,8 @@ class QAService:
 
     def _configured_embedder(self, passages: list[Passage], analyzer: TextAnalyzer) -> Embedder:
         if self.settings.embed_model:
-            return SentenceTransformerEmbedder(self.settings.embed_model)
-        return SentenceTransformerEmbedder(str(self._corpus_model(passages, analyzer)))
+            return load_embedder(self.settings.embed_model)
+        return load_embedder(str(self._corpus_model(passages, analyzer)))
 
     def _corpus_model(self, passages: list[Passage], analyzer: TextAnalyzer) -> Path:
         """Train (or reuse) the offline static-embedding model for this corpus."""
@@ -255,7 +256,7 @@ class QAService:
                 f"the index was built with {name!r} but QA_EMBED_MODEL is {self.settings.embed_model!r}: "
                 'run "qa build" again'
             )
-        return SentenceTransformerEmbedder(name)
+        return load_embedder(name)
 
     def today(self) -> str:
         return date.today().isoformat()
@@ -348,12 +349,12 @@ class QAService:
             "citations": citations,
         }
 
-    def _passage(self, retriever: Retriever, passage_id: str) -> Passage:
+    def _passage(self, retriever: Retriever, passage_id: str) -> Passage | None:
         lookup = getattr(retriever, "_by_id", None)
         if lookup is None:
             lookup = {p.id: p for p in retriever.index.passages}
             retriever._by_id = lookup
-        return lookup[passage_id]
+        return lookup.get(passage_id)
 
     def _cited_passage(self, retriever: Retriever, citation: Citation, as_of: str) -> Passage | None:
         direct = self._passage(retriever, f"{citation.doc}#{citation.article}") if "#" not in citation.doc else None
