@@ -234,6 +234,7 @@ class QAService:
             build_id = current_build_id(self.home)
             if self._retriever is None or build_id != self._loaded_build:
                 index = load_index(self.home)
+                single_threaded_search()
                 embedder = self._embedder or self._embedder_for(index)
                 analyzer = self.analyzer()
                 analyzer.learn_homophones(set(index.bm25.vocabulary))
@@ -439,6 +440,15 @@ class QAService:
             "effective_to": validity.effective_to,
             "superseded_by": validity.superseded_by,
         }
+
+
+def single_threaded_search() -> None:
+    """Search one question at a time on one thread: FAISS's OpenMP threads make a single-query
+    search 10-40x slower on a busy 2-core machine (0.4 ms -> 7-17 ms at 10k passages, see
+    docs/BENCHMARKS.md). Concurrency comes from serving several requests at once instead."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
 
 
 def passage_text(passage: Passage) -> str:
