@@ -351,17 +351,14 @@ class QAService:
         }
 
     def _passage(self, retriever: Retriever, passage_id: str) -> Passage | None:
-        lookup = getattr(retriever, "_by_id", None)
-        if lookup is None:
-            lookup = {p.id: p for p in retriever.index.passages}
-            retriever._by_id = lookup
-        return lookup.get(passage_id)
+        return _passage_lookup(retriever)[0].get(passage_id)
 
     def _cited_passage(self, retriever: Retriever, citation: Citation, as_of: str) -> Passage | None:
-        direct = self._passage(retriever, f"{citation.doc}#{citation.article}") if "#" not in citation.doc else None
+        by_id, by_short_title = _passage_lookup(retriever)
+        direct = by_id.get(f"{citation.doc}#{citation.article}") if "#" not in citation.doc else None
         if direct is not None:
             return direct
-        versions = [p for p in retriever.index.passages if short_title_of(p.doc) == citation.doc and p.article == citation.article]
+        versions = by_short_title.get((citation.doc, citation.article), [])
         live = [p for p in versions if p.in_force(as_of)]
         return max(live or versions, key=lambda p: p.doc) if versions else None
 
@@ -440,6 +437,19 @@ class QAService:
             "effective_to": validity.effective_to,
             "superseded_by": validity.superseded_by,
         }
+
+
+def _passage_lookup(retriever: Retriever) -> tuple[dict, dict]:
+    """Passages by id and by (short title, article), made once per loaded index: scanning every
+    passage for each citation cost 10 ms an ask on the real corpus."""
+    lookup = getattr(retriever, "_passage_lookup", None)
+    if lookup is None:
+        by_short_title: dict[tuple[str, str], list[Passage]] = {}
+        for p in retriever.index.passages:
+            by_short_title.setdefault((short_title_of(p.doc), p.article), []).append(p)
+        lookup = ({p.id: p for p in retriever.index.passages}, by_short_title)
+        retriever._passage_lookup = lookup
+    return lookup
 
 
 def single_threaded_search() -> None:
