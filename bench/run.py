@@ -50,7 +50,7 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def measure_real(rounds: int) -> dict:
+def measure_real(rounds: int, cold_runs: int = 3) -> dict:
     """Ask latency, the baseline and cold start on the index at QA_HOME, all in this run."""
     from qa_engine.service import QAService
 
@@ -78,7 +78,7 @@ def measure_real(rounds: int) -> dict:
     from bench.scale import hot_spots
 
     result["hot_spots"] = hot_spots(profiler, len(questions))
-    result.update(cold_start(questions[0]["question"]))
+    result.update(cold_start(questions[0]["question"], cold_runs))
     return result
 
 
@@ -123,6 +123,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dense", choices=["flat", "hnsw", "ivf"],
                         help=f"dense index at scale (default: flat, ivf from {LARGE:,} passages)")
     parser.add_argument("--rounds", type=int, default=3, help="times each dev question is asked (default 3)")
+    parser.add_argument("--cold-runs", type=int, default=3, help="fresh processes for cold start; the median counts (default 3)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per scale step (default 1800)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress goes to stderr)")
     parser.add_argument("--docs", action=argparse.BooleanOptionalAction, default=None,
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
     sizes = args.sizes if args.sizes is not None else ([] if args.quick else [10_000, 100_000])
 
     log(f"measuring the index at {home} ...")
-    report = measure_real(args.rounds)
+    report = measure_real(args.rounds, args.cold_runs)
     report["scale"] = []
     for size in sizes:
         report["scale"].append(measure_size(size, home, args.dense, args.rounds, args.timeout))

@@ -47,7 +47,7 @@ def test_no_index_is_an_error_not_a_build(tmp_path):
 
 
 def test_quick_json_and_a_small_scale_run(static_home, tmp_path):
-    done = run_bench(["--quick", "--json", "--rounds", "1", "--sizes", "300"], static_home, tmp_path)
+    done = run_bench(["--quick", "--json", "--rounds", "1", "--cold-runs", "1", "--sizes", "300"], static_home, tmp_path)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["passages"] == 10
