@@ -97,7 +97,24 @@ def markdown(merged: dict) -> str:
                 spots = ", ".join(f"`{h['function']}` {h['own_ms_per_ask']:.2f}" for h in r["hot_spots"][:6])
                 lines.append(f"- {r['size']:,}: {spots}")
         lines.append("")
-    lines += ["Findings and proposed fixes: see `bench/proposals/README.md`.", "", END]
+    lines += [
+        "Reading these numbers:",
+        "",
+        "- The machines are shared: a load average of 4-5 on 2 cores during a run makes every figure 2-3x "
+        "slower than on a quiet one (earlier, quieter: ask p50 6.5 ms over 5 questions, `qa ask` cold start 2.5 s). "
+        "Compare the ratios.",
+        "- recall@10 is measured against exact top 10 by id. Synthetic passages recombine 1,183 articles, so "
+        "many are duplicates with equal scores, and exact search itself breaks ties arbitrarily: the flat "
+        "(exact) index scores only ~0.94 at 100k on this measure. Read IVF recall against that ceiling; a "
+        "tie-aware measure (approximate 10th score ≥ exact 10th score) is the next step.",
+        "- Build peak memory at 1M is the benchmark's build process, which also holds the tokenised pieces "
+        "and an exact-search matrix for recall; the engine's own `BM25Index.build` on 1M passages would need "
+        "~6 GB for its Python lists alone (see `bench/proposals/lexical.patch`).",
+        "",
+        "Findings and proposed fixes: see `bench/proposals/README.md`.",
+        "",
+        END,
+    ]
     return "\n".join(lines)
 
 
