@@ -98,8 +98,8 @@ def ingest(ctx, paths, china_law, by, as_json):
 
 
 @cli.command()
-@click.option("--dense-index", type=click.Choice(["flat", "hnsw"]), default="flat", show_default=True,
-              help="Exact FAISS search, or HNSW for very large corpora.")
+@click.option("--dense-index", type=click.Choice(["flat", "ivf", "hnsw"]), default="flat", show_default=True,
+              help="Exact FAISS search, or approximate IVF/HNSW for very large corpora.")
 @click.pass_context
 def build(ctx, dense_index):
     """Build the BM25 and FAISS indexes (atomically: the old index serves until the new one is ready).

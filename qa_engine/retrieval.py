@@ -16,7 +16,7 @@ from .corpus import ApprovedAnswer
 from .dense import Embedder
 from .index import BuiltIndex, Passage
 from .lexical import BM25Index, encode_passages
-from .text import TextAnalyzer
+from .text import TextAnalyzer, normalise
 
 CANDIDATES = 100
 
@@ -82,8 +82,9 @@ class Retriever:
         self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder)
 
     def search(self, question: str, as_of: str, top_k: int, channels: tuple[str, ...] = ("bm25", "dense")) -> Retrieval:
-        terms = self.analyzer.query_terms(question)
-        expansion_text = " ".join(phrase for phrase, _ in self.analyzer.expansions(question))
+        expansions = self.analyzer.expansions(normalise(question))
+        terms = self.analyzer.query_terms(question, expansions)
+        expansion_text = " ".join(phrase for phrase, _ in expansions)
         bm25_scores = self.index.bm25.scores(terms) if "bm25" in channels else None
         query_vector = self.embedder.encode([f"{question} {expansion_text}".strip()])[0] if "dense" in channels else None
 

@@ -25,11 +25,12 @@ from .corpus import (
     parse_law_file,
     short_title_of,
 )
-from .dense import CORPUS_MODEL_NAME, Embedder, SentenceTransformerEmbedder, train_corpus_model
+from .dense import CORPUS_MODEL_NAME, Embedder, train_corpus_model
 from .errors import InvalidInput, NotFound, ParseError, QAError
 from .index import BuiltIndex, Passage, current_build_id, load_index, write_index
 from .lexical import BM25Index
 from .retrieval import Retriever, Weights
+from .static_embedder import load_embedder
 from .store import DATABASE_NAME, Store, answer_from_row
 from .text import Dictionary, TextAnalyzer, normalise
 from .validity import DocumentInfo, Validity, derive_validity
@@ -207,8 +208,8 @@ class QAService:
 
     def _configured_embedder(self, passages: list[Passage], analyzer: TextAnalyzer) -> Embedder:
         if self.settings.embed_model:
-            return SentenceTransformerEmbedder(self.settings.embed_model)
-        return SentenceTransformerEmbedder(str(self._corpus_model(passages, analyzer)))
+            return load_embedder(self.settings.embed_model)
+        return load_embedder(str(self._corpus_model(passages, analyzer)))
 
     def _corpus_model(self, passages: list[Passage], analyzer: TextAnalyzer) -> Path:
         """Train (or reuse) the offline static-embedding model for this corpus."""
@@ -262,7 +263,7 @@ class QAService:
                 f"the index was built with {name!r} but QA_EMBED_MODEL is {self.settings.embed_model!r}: "
                 'run "qa build" again'
             )
-        return SentenceTransformerEmbedder(name)
+        return load_embedder(name)
 
     def today(self) -> str:
         return date.today().isoformat()
@@ -355,19 +356,15 @@ class QAService:
             "citations": citations,
         }
 
-    def _passage(self, retriever: Retriever, passage_id: str) -> Passage:
-        lookup = getattr(retriever, "_by_id", None)
-        if lookup is None:
-            lookup = {p.id: p for p in retriever.index.passages}
-            retriever._by_id = lookup
-        return lookup[passage_id]
+    def _passage(self, retriever: Retriever, passage_id: str) -> Passage | None:
+        return _passage_lookup(retriever)[0].get(passage_id)
 
     def _cited_passage(self, retriever: Retriever, citation: Citation, as_of: str) -> Passage | None:
-        try:  # a document id names one version; a short title means the version in force on as_of
-            return self._passage(retriever, f"{citation.doc}#{citation.article}")
-        except KeyError:
-            pass
-        versions = [p for p in retriever.index.passages if short_title_of(p.doc) == citation.doc and p.article == citation.article]
+        by_id, by_short_title = _passage_lookup(retriever)
+        direct = by_id.get(f"{citation.doc}#{citation.article}") if "#" not in citation.doc else None
+        if direct is not None:
+            return direct
+        versions = by_short_title.get((citation.doc, citation.article), [])
         live = [p for p in versions if p.in_force(as_of)]
         return max(live or versions, key=lambda p: p.doc) if versions else None
 
@@ -606,6 +603,21 @@ class QAService:
         return data
 
     # ==== end of curation ====
+
+
+def _passage_lookup(retriever: Retriever) -> tuple[dict, dict]:
+    """Passages by id and by (short title, article), made once per loaded index: scanning every
+    passage for each citation cost 10 ms an ask on the real corpus."""
+    lookup = getattr(retriever, "_passage_lookup", None)
+    if lookup is None:
+        by_short_title: dict[tuple[str, str], list[Passage]] = {}
+        for p in retriever.index.passages:
+            by_short_title.setdefault((short_title_of(p.doc), p.article), []).append(p)
+        lookup = ({p.id: p for p in retriever.index.passages}, by_short_title)
+        retriever._passage_lookup = lookup
+    return lookup
+
+
 
 
 def passage_text(passage: Passage) -> str:

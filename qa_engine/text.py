@@ -121,13 +121,13 @@ class TextAnalyzer:
         self._homophones = index
         self._known_words = words
 
-    def query_terms(self, question: str) -> dict[str, float]:
+    def query_terms(self, question: str, expansions: list[tuple[str, float]] | None = None) -> dict[str, float]:
         """Weighted terms for a question: its own words, their canonical synonyms, homophone repairs."""
         text = normalise(question)
         weights: dict[str, float] = {}
         for token in self.words(text):
             weights[token] = 1.0
-        for phrase, weight in self.expansions(text):
+        for phrase, weight in self.expansions(text) if expansions is None else expansions:
             for token in self.words(phrase):
                 weights.setdefault(token, weight)
         for bigram in character_bigrams(text):
@@ -137,8 +137,9 @@ class TextAnalyzer:
     def expansions(self, text: str) -> list[tuple[str, float]]:
         """Canonical law wording for the synonyms and homophones found in ``text``."""
         found: list[tuple[str, float]] = []
+        present = set(text)  # a variant whose first character is absent cannot occur
         for variant, canonical in self._variants:
-            if variant in text:
+            if variant[0] in present and variant in text:
                 found.append((canonical, SYNONYM_WEIGHT))
         for word in self._homophone_repairs(text):
             found.append((word, HOMOPHONE_WEIGHT))
