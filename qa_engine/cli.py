@@ -153,6 +153,7 @@ def ask(ctx, question, as_of, top_k, as_json, batch, dry_run):
         for number, line in enumerate(batch, start=1):
             if not line.strip():
                 continue
+            item = None
             try:
                 item = json.loads(line)
                 if not isinstance(item, dict):
