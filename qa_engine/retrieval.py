@@ -31,11 +31,11 @@ class Weights:
     approved_phrasing_first: float = 0.55
     # Logistic confidence, fitted by bench/calibrate.py on our own labelled questions
     # (bench/questions/language.jsonl and the out-of-scope part of routing.jsonl).
-    confidence_bias: float = -4.0
-    confidence_cosine: float = 3.6
-    confidence_agreement: float = 1.0
-    confidence_margin: float = 4.0
-    confidence_known_words: float = 2.0
+    confidence_bias: float = -4.14
+    confidence_cosine: float = 3.7
+    confidence_agreement: float = 0.94
+    confidence_margin: float = 4.98
+    confidence_known_words: float = 1.98
 
 
 @dataclass
