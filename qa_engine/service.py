@@ -356,9 +356,11 @@ class QAService:
         return lookup[passage_id]
 
     def _cited_passage(self, retriever: Retriever, citation: Citation, as_of: str) -> Passage | None:
-        direct = self._passage(retriever, f"{citation.doc}#{citation.article}") if "#" not in citation.doc else None
-        if direct is not None:
-            return direct
+        if "#" not in citation.doc:
+            try:
+                return self._passage(retriever, f"{citation.doc}#{citation.article}")
+            except KeyError:  # cited by short title ("个人所得税法"), not by document id
+                pass
         versions = [p for p in retriever.index.passages if short_title_of(p.doc) == citation.doc and p.article == citation.article]
         live = [p for p in versions if p.in_force(as_of)]
         return max(live or versions, key=lambda p: p.doc) if versions else None
@@ -438,6 +440,18 @@ class QAService:
             "effective_to": validity.effective_to,
             "superseded_by": validity.superseded_by,
         }
+
+    def flag_for_experts(self, question: str, note: str = "", by: str = "") -> int:
+        """An agent on a call flags a question the knowledge base does not answer well; returns the
+        expert queue item id. Personal data is redacted first, as for automatic flags."""
+        from .privacy import redact
+
+        question = self.check_question(question)
+        if not isinstance(note, str) or len(note) > self.settings.max_question_chars:
+            raise InvalidInput(f"note must be text of at most {self.settings.max_question_chars} characters")
+        due = working_days_from(datetime.now(), self.settings.queue_due_working_days).strftime("%Y-%m-%dT%H:%M:%SZ")
+        details = {k: v for k, v in {"note": redact(note.strip()), "by": by}.items() if v}
+        return self.store.add_queue_item(redact(question), "agent", details or None, due)
 
 
 def passage_text(passage: Passage) -> str:
