@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
@@ -262,10 +263,8 @@ def openapi():
 
 @pages.get("/widget.js")
 def widget_script():
-    response = current_app.send_static_file("widget.js")
-    response.headers["Content-Type"] = "text/javascript; charset=utf-8"
-    response.headers["Cache-Control"] = "public, max-age=300"
-    return response
+    script = Path(current_app.static_folder, "widget.js").read_text("utf-8")
+    return script, 200, {"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "public, max-age=300"}
 
 
 @pages.get("/")
