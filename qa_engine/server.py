@@ -52,8 +52,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
 
 
 def _warm_up(worker) -> None:
-    """Load the index and the embedder before the first request, so no caller waits for it."""
+    """Load the index and answer one question before the first request, so no caller waits for
+    the index, the embedder or the first-use set-up of the model (several seconds)."""
     try:
-        worker.wsgi.extensions["qa_service"].retriever()
+        worker.wsgi.extensions["qa_service"].ask("增值税", record=False)
     except QAError as exc:
         worker.log.warning("index not loaded yet: %s", exc)
