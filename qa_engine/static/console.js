@@ -3,7 +3,7 @@
  * Knowledge-base text is inserted with textContent only. */
 (function () {
   "use strict";
-  var DEBOUNCE_MS = 60;  // with a ~20 ms search this keeps the answer within 100 ms of the last keystroke
+  var DEBOUNCE_MS = 40;  // plus a ~15-45 ms search (docs/BENCHMARKS.md): the answer within 100 ms of the last keystroke
   var STATUS = { in_force: "有效", superseded: "已废止", not_yet_in_force: "尚未施行", unknown: "效力未知" };
   var ROUTES = { answer: "可直接答复", expert: "置信度低：建议转专家团队（Shift+Enter）", complaint: "投诉举报：请按投诉举报流程登记" };
 
