@@ -144,6 +144,7 @@ def main() -> None:
         parser.error("give --home or set QA_HOME to a built knowledge base")
 
     asked = questions()
+    load_before = os.getloadavg()[0]
     port = free_port()
     server = start_server(args.home, port, args.workers)
     try:
@@ -162,7 +163,8 @@ def main() -> None:
 `qa serve` (gunicorn, {args.workers} sync workers) on 127.0.0.1 over the shipped corpus ({passages} passages), the
 clients in the same machine ({os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}), each with a keep-alive
 connection, asking the {len(asked)} questions of {"the dev set" if asked is not FALLBACK_QUESTIONS else "a built-in list"} in turn.
-`/v1/ask` records every question (query log, expert tickets), as in production.
+`/v1/ask` records every question (query log, expert tickets), as in production. Load average
+before the run: {load_before:.1f} (other work on the machine skews the figures; rerun on an idle one).
 
 | endpoint | clients | requests | requests/s | p50 ms | p99 ms | max ms | statuses |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |
