@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def write_index(
     """Write a complete index next to the current one and switch to it atomically."""
     builds = home / "indexes"
     builds.mkdir(parents=True, exist_ok=True)
-    build_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    build_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     scratch = builds / f"{build_id}.tmp"
     scratch.mkdir()
     bm25.save(scratch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -99,6 +100,8 @@ class Store:
         connection.execute("PRAGMA busy_timeout=30000")
         self.db = sqlite_utils.Database(connection)
         self._depth = 0
+        # One connection is shared by the threads of a server: transactions must not interleave.
+        self._write_lock = threading.RLock()
         self._migrate()
 
     def _migrate(self) -> None:
@@ -113,24 +116,25 @@ class Store:
     @contextmanager
     def transaction(self):
         """One atomic change. Nested calls join the outer transaction (an import of many answers
-        is all or nothing)."""
-        if self._depth:
-            self._depth += 1
+        is all or nothing); the threads of a server sharing this connection take turns."""
+        with self._write_lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
             try:
                 yield
-            finally:
-                self._depth -= 1
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
+            except BaseException:
+                self._depth = 0
+                self.db.execute("ROLLBACK")
+                raise
             self._depth = 0
-            self.db.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self.db.execute("COMMIT")
+            self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.conn.close()
