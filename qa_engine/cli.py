@@ -119,7 +119,7 @@ def build(ctx, dense_index):
     def progress(items, label):
         return tqdm(items, desc=label, unit="passage", file=sys.stderr, leave=False)
 
-    manifest = service(ctx).build(dense_kind=dense_index, progress=progress)
+    manifest = service(ctx).build(dense_kind=dense_index, progress=progress, notify=lambda m: click.echo(m, err=True))
     click.echo(
         f"built index {manifest['build_id']}: {manifest['passages']} passages, embedder {manifest['embedder']} "
         f"({manifest['dimension']} dimensions)"

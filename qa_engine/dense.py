@@ -10,6 +10,8 @@ torch, sentence-transformers and faiss are imported inside the functions that ne
 from __future__ import annotations
 
 import math
+import contextlib
+import io
 import os
 import random
 import re
@@ -240,4 +242,6 @@ def _contrastive_training(model, pairs: list[tuple[str, str]], epochs: int, lear
         trainer = SentenceTransformerTrainer(
             model=model, args=arguments, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model)
         )
-        trainer.train()
+        # The trainer prints its metrics and model-card progress; the CLI shows its own progress.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            trainer.train()

@@ -95,7 +95,7 @@ def write_index(
         "format_version": FORMAT_VERSION,
         "build_id": build_id,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "embedder": embedder.name,
+        "embedder": _portable_name(embedder.name, home),
         "dimension": int(vectors.shape[1]),
         "normalised": True,
         "dense_index": dense_kind,
@@ -112,6 +112,14 @@ def write_index(
     os.replace(pointer, home / CURRENT_POINTER)
     _remove_old_builds(builds, keep=build_id)
     return final
+
+
+def _portable_name(embedder_name: str, home: Path) -> str:
+    """A model kept inside the home is recorded relative to it, so a home can move (backups)."""
+    try:
+        return Path(embedder_name).resolve().relative_to(home.resolve()).as_posix()
+    except ValueError:
+        return embedder_name
 
 
 def current_build_id(home: Path) -> str | None:

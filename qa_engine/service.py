@@ -193,8 +193,12 @@ class QAService:
 
     # ---- build --------------------------------------------------------------
 
-    def build(self, dense_kind: str = "flat", progress=None) -> dict:
-        """Build the BM25 and FAISS indexes over all articles, atomically; returns the manifest."""
+    def build(self, dense_kind: str = "flat", progress=None, notify=None) -> dict:
+        """Build the BM25 and FAISS indexes over all articles, atomically; returns the manifest.
+
+        ``progress(items, label)`` wraps long loops (a progress bar); ``notify(message)`` is told
+        of slow steps."""
+        notify = notify or (lambda message: None)
         passages = self.passages()
         if not passages:
             raise QAError('the knowledge base has no articles: run "qa ingest PATH" first')
@@ -203,7 +207,8 @@ class QAService:
         analyzer = self.analyzer()
         texts = [passage_text(p) for p in passages]
         bm25 = BM25Index.build([analyzer.tokens(t) for t in _progress(texts, progress, "BM25")])
-        embedder = self._embedder or self._configured_embedder(passages, analyzer)
+        embedder = self._embedder or self._configured_embedder(passages, analyzer, notify)
+        notify(f"embedding {len(texts)} passages with {Path(embedder.name).name}")
         vectors = embedder.encode(texts)
         folder = write_index(self.home, passages, bm25, vectors, embedder, analyzer.dictionary.fingerprint(), dense_kind)
         manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
@@ -228,12 +233,12 @@ class QAService:
             for a in self.store.articles()
         ]
 
-    def _configured_embedder(self, passages: list[Passage], analyzer: TextAnalyzer) -> Embedder:
+    def _configured_embedder(self, passages: list[Passage], analyzer: TextAnalyzer, notify) -> Embedder:
         if self.settings.embed_model:
             return load_embedder(self.settings.embed_model)
-        return load_embedder(str(self._corpus_model(passages, analyzer)))
+        return load_embedder(str(self._corpus_model(passages, analyzer, notify)))
 
-    def _corpus_model(self, passages: list[Passage], analyzer: TextAnalyzer) -> Path:
+    def _corpus_model(self, passages: list[Passage], analyzer: TextAnalyzer, notify) -> Path:
         """Train (or reuse) the offline static-embedding model for this corpus."""
         texts = [passage_text(p) for p in passages]
         pairs = training_pairs(passages, analyzer.dictionary, [answer_from_row(r) for r in self.store.answers("approved")])
@@ -241,6 +246,7 @@ class QAService:
         folder = self.home / "models" / f"{CORPUS_MODEL_NAME}-{key}"
         if not (folder / "modules.json").exists():
             scratch = folder.with_name(folder.name + ".tmp")
+            notify(f"training the offline embedding model on {len(texts)} passages and {len(pairs)} pairs (a few minutes)")
             train_corpus_model(texts, pairs, scratch)
             scratch.replace(folder)
         return folder
@@ -285,7 +291,8 @@ class QAService:
                 f"the index was built with {name!r} but QA_EMBED_MODEL is {self.settings.embed_model!r}: "
                 'run "qa build" again'
             )
-        return load_embedder(name)
+        inside_home = self.home / name
+        return load_embedder(str(inside_home) if inside_home.exists() else name)
 
     def today(self) -> str:
         return date.today().isoformat()

@@ -78,6 +78,8 @@ def load_embedder(name_or_path: str):
     sentence-transformers (imported only then)."""
     if is_static_model(name_or_path):
         return StaticEmbedder(name_or_path)
+    import os
+
     from .dense import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(name_or_path)
+    return SentenceTransformerEmbedder(name_or_path, allow_download=os.environ.get("QA_ALLOW_DOWNLOAD") == "1")
