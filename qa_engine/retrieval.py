@@ -8,11 +8,12 @@ passage covers, how similar it is, whether both channels agree, and the margin t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .corpus import ApprovedAnswer
+from .corpus import ApprovedAnswer, short_title_of
 from .dense import Embedder
 from .index import BuiltIndex, Passage
 from .lexical import BM25Index, encode_passages
@@ -29,6 +30,7 @@ class Weights:
     dense: float = 0.55
     approved_boost: float = 1.05
     approved_phrasing_first: float = 0.55
+    named_tax_boost: float = 0.1  # added to articles of a law about the tax the question names
     # Logistic confidence, fitted by bench/calibrate.py on our own labelled questions
     # (bench/questions/language.jsonl and the out-of-scope part of routing.jsonl).
     confidence_bias: float = -4.14
@@ -80,6 +82,8 @@ class Retriever:
         self.embedder = embedder
         self.weights = weights or Weights()
         self.answers: AnswerIndex | None = None
+        self.subjects = {p.doc: law_subject(p.doc) for p in index.passages}
+        self._subject_names = sorted(set(self.subjects.values()), key=len, reverse=True)
 
     def set_answers(self, answers: list[ApprovedAnswer]) -> None:
         self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder)
@@ -111,6 +115,10 @@ class Retriever:
         index_of = {passages[i].id: i for i in live}
         hits += self._answer_hits(question, terms, query_vector, as_of, channels)
         self._fuse(hits, channels)
+        named = self.named_taxes(f"{normalise(question)} {expansion_text}")
+        for hit in hits:
+            if hit.kind == "article" and self.subjects[passages[index_of[hit.key]].doc] in named:
+                hit.score += self.weights.named_tax_boost
         hits.sort(key=lambda h: -h.score)
         confidence, features = self._confidence(hits, question)
         hits = hits[:top_k]
@@ -118,6 +126,15 @@ class Retriever:
             if hit.kind == "article":
                 hit.matched_terms = self.index.bm25.matched_terms(terms, index_of[hit.key])
         return Retrieval(hits, confidence, terms, features)
+
+    def named_taxes(self, text: str) -> set[str]:
+        """The taxes (law subjects) a text names, longest first: 土地增值税 is not also 增值税."""
+        found = set()
+        for name in self._subject_names:
+            if name in text:
+                found.add(name)
+                text = text.replace(name, "□")
+        return found
 
     def _answer_hits(self, question: str, terms, query_vector, as_of: str, channels) -> list[Hit]:
         if self.answers is None or not self.answers.phrasings:
@@ -193,6 +210,17 @@ class Retriever:
             features["phrasing_similarity"] = top.phrasing_similarity
             confidence = max(confidence, min(max((top.phrasing_similarity - 0.4) / 0.4, 0.0), 1.0))
         return confidence, features
+
+
+SUBJECT_SUFFIX = re.compile(r"(实施条例|暂行条例|实施细则|暂行规定|实施办法|条例|办法|法)$")
+
+
+def law_subject(doc: str) -> str:
+    """What a law is about, from its short title: 个人所得税法实施条例 -> 个人所得税."""
+    subject = short_title_of(doc)
+    while SUBJECT_SUFFIX.search(subject):
+        subject = SUBJECT_SUFFIX.sub("", subject)
+    return subject
 
 
 def dice(a: set, b: set) -> float:
