@@ -122,3 +122,42 @@ def format_table(named_reports: dict[str, dict]) -> str:
         lines.append([name, str(summary["n"]), *("-" if summary.get(m) is None else f"{summary[m]:.3f}".rstrip("0").rstrip(".") if isinstance(summary[m], float) else str(summary[m]) for m in METRICS)])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in lines)
+
+
+METRIC_LABELS = {
+    "n": "n",
+    "hit@1": "hit@1",
+    "hit@5": "hit@5",
+    "mrr@10": "MRR@10",
+    "precision": "auto-answer precision",
+    "coverage": "coverage",
+    "out_of_scope_abstained": "out-of-scope abstained",
+    "complaint_routed": "complaints routed",
+    "superseded_at_top": "superseded at top",
+    "p50_ms": "p50 ms",
+    "p99_ms": "p99 ms",
+}
+
+
+def format_markdown_table(named_reports: dict[str, dict], metrics: list[str] | None = None) -> str:
+    """A markdown table: one row per system (or category), one column per metric; '–' where a
+    metric does not apply (no answerable items, no complaints...)."""
+    metrics = metrics or ["n", *METRICS, "p99_ms"]
+    lines = [
+        "| | " + " | ".join(METRIC_LABELS.get(m, m) for m in metrics) + " |",
+        "|---|" + "---:|" * len(metrics),
+    ]
+    for name, summary in named_reports.items():
+        cells = []
+        for m in metrics:
+            value = summary.get(m)
+            if value is None:
+                cells.append("–")
+            elif m.endswith("_ms"):
+                cells.append(f"{value:.1f}")
+            elif isinstance(value, float):
+                cells.append(f"{value:.3f}")
+            else:
+                cells.append(str(value))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
