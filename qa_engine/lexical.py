@@ -56,14 +56,17 @@ class BM25Index:
     def scores(self, weighted_terms: dict[str, float]) -> np.ndarray:
         """BM25 score of every passage for the weighted query terms."""
         indices, weights = self.query_vector(weighted_terms)
-        if len(indices) == 0:
+        by_term = self._by_term
+        starts, ends = by_term.indptr[indices], by_term.indptr[indices + 1]
+        if len(indices) == 0 or (ends - starts).sum() == 0:
             return np.zeros(self.matrix.shape[0], dtype=np.float32)
-        rows = self._by_term[indices]
-        return np.asarray(rows.T @ weights, dtype=np.float32).ravel()
+        postings = np.concatenate([by_term.indices[a:b] for a, b in zip(starts, ends)])
+        values = np.concatenate([by_term.data[a:b] * w for a, b, w in zip(starts, ends, weights)])
+        return np.bincount(postings, weights=values, minlength=self.matrix.shape[0]).astype(np.float32)
 
     def matched_terms(self, weighted_terms: dict[str, float], passage: int) -> list[str]:
-        row = self.matrix.getrow(passage)
-        present = set(row.indices.tolist())
+        matrix = self.matrix
+        present = set(matrix.indices[matrix.indptr[passage] : matrix.indptr[passage + 1]].tolist())
         return [t for t in weighted_terms if self.vocabulary.get(t) in present]
 
     def save(self, folder: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -90,6 +91,9 @@ class TextAnalyzer:
             ((variant, group[0]) for group in dictionary.synonyms for variant in group[1:]),
             key=lambda pair: -len(pair[0]),
         )
+        self._variants_by_first: dict[str, list[tuple[str, str]]] = {}
+        for variant, canonical in self._variants:
+            self._variants_by_first.setdefault(variant[0], []).append((variant, canonical))
         self._homophones: dict[str, list[str]] = {}
         self._canonical = {word: group[0] for group in dictionary.synonyms for word in group}
         self._domain_terms = {word for word, _ in dictionary.terms} | set(self._canonical)
@@ -120,15 +124,13 @@ class TextAnalyzer:
 
     def learn_homophones(self, vocabulary: set[str]) -> None:
         """Index known words by toneless pinyin, to repair speech-recognition homophone errors."""
-        from pypinyin import lazy_pinyin
-
         words = {w for w in vocabulary if len(w) >= 2 and HAN.fullmatch(w[0]) and HAN.search(w[-1])}
         words |= {w for w, _ in self.dictionary.terms if len(w) >= 2}
         words |= {w for group in self.dictionary.synonyms for w in group if len(w) >= 2 and HAN.search(w)}
         index: dict[str, list[str]] = {}
         for word in sorted(words):
             if len(word) <= PINYIN_WINDOW[1] and all(HAN.fullmatch(c) for c in word):
-                index.setdefault("".join(lazy_pinyin(word)), []).append(word)
+                index.setdefault("".join(syllables(word)), []).append(word)
         self._homophones = index
         self._known_words = words
 
@@ -148,9 +150,9 @@ class TextAnalyzer:
     def expansions(self, text: str) -> list[tuple[str, float]]:
         """Canonical law wording for the synonyms and homophones found in ``text``."""
         found: list[tuple[str, float]] = []
-        present = set(text)  # a variant whose first character is absent cannot occur
-        for variant, canonical in self._variants:
-            if variant[0] in present and variant in text:
+        candidates = [pair for character in set(text) for pair in self._variants_by_first.get(character, ())]
+        for variant, canonical in sorted(candidates, key=lambda pair: -len(pair[0])):
+            if variant in text:
                 found.append((canonical, SYNONYM_WEIGHT))
         for word in self._homophone_repairs(text):
             found.append((word, HOMOPHONE_WEIGHT))
@@ -162,11 +164,9 @@ class TextAnalyzer:
     def _homophone_repairs(self, text: str) -> list[str]:
         if not self._homophones:
             return []
-        from pypinyin import lazy_pinyin
-
         repairs = []
         for run in re.findall(r"[\u4e00-\u9fff]+", text):
-            syllables = lazy_pinyin(run)
+            sounds = syllables(run)
             known_spans = [
                 (start, end)
                 for word, start, end in self._jieba.tokenize(run)
@@ -178,7 +178,7 @@ class TextAnalyzer:
                     end = start + size
                     if any(a <= start and end <= b for a, b in known_spans):
                         continue  # a word the corpus knows, spelt right
-                    for word in self._homophones.get("".join(syllables[start:end]), []):
+                    for word in self._homophones.get("".join(sounds[start:end]), []):
                         if word not in text and word not in repairs:
                             repairs.append(word)
         return repairs
@@ -186,3 +186,16 @@ class TextAnalyzer:
 
 def character_bigrams(text: str) -> list[str]:
     return [BIGRAM_PREFIX + run[i : i + 2] for run in HAN_RUN.findall(text) for i in range(len(run) - 1)]
+
+
+def syllables(text: str) -> list[str]:
+    """Toneless pinyin, one syllable per character (each character's usual reading, the same
+    in a word and in a question, so homophones compare equal)."""
+    return [_syllable(character) for character in text]
+
+
+@functools.lru_cache(maxsize=None)
+def _syllable(character: str) -> str:
+    from pypinyin import lazy_pinyin
+
+    return lazy_pinyin(character)[0]
