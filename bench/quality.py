@@ -88,7 +88,7 @@ def log(message: str) -> None:
 class NoHomophoneAnalyzer(TextAnalyzer):
     """An analyzer that never learns the corpus's words by pinyin, so it repairs no homophone."""
 
-    def learn_homophones(self, vocabulary: set[str]) -> None:
+    def use_homophones(self, table: dict) -> None:
         pass
 
 
@@ -248,7 +248,7 @@ def systems(laws: Path, home: Path) -> dict:
     full = built_service(home / "full", laws)
     full.retriever()
     log(f"  ready in {time.perf_counter() - started:.0f} s")
-    embedder = load_embedder(full.retriever().index.manifest["embedder"])
+    embedder = full.retriever().embedder
     same_analyzer = lambda dictionary: full.analyzer()  # noqa: E731 (a jieba tokenizer costs 1-5 s to load)
     asks = {
         FULL: engine_ask(full),

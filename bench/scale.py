@@ -127,7 +127,8 @@ def build(size: int, work: Path, source: Path, dense_kind: str) -> dict:
     qa_engine.index.DenseIndex = ProposedDenseIndex  # adds kind "ivf" (bench/proposals/dense-ivf.patch)
     t = time.perf_counter()
     index_folder = qa_engine.index.write_index(home, passages, bm25, vectors, embedder,
-                                               analyzer.dictionary.fingerprint(), dense_kind)
+                                               analyzer.dictionary.fingerprint(),
+                                               analyzer.homophone_table(set(bm25.vocabulary)), dense_kind)
     timings["write_index_s"] = time.perf_counter() - t
     files = {p.name: p.stat().st_size for p in index_folder.iterdir()}
     measured = sum(v for k, v in timings.items() if not k.endswith("estimated_s") and k != "synthesise_s")

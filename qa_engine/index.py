@@ -22,7 +22,7 @@ from .dense import DenseIndex, Embedder
 from .errors import IndexMismatch, IndexNotBuilt
 from .lexical import BM25Index
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT_POINTER = "CURRENT"
 KEEP_OLD_BUILDS = 2
 
@@ -58,6 +58,7 @@ class BuiltIndex:
     passages: list[Passage]
     bm25: BM25Index
     dense: DenseIndex
+    homophones: dict
 
     @property
     def build_id(self) -> str:
@@ -78,6 +79,7 @@ def write_index(
     vectors: np.ndarray,
     embedder: Embedder,
     dictionary_fingerprint: str,
+    homophones: dict,
     dense_kind: str = "flat",
 ) -> Path:
     """Write a complete index next to the current one and switch to it atomically."""
@@ -88,6 +90,7 @@ def write_index(
     scratch.mkdir()
     bm25.save(scratch)
     DenseIndex.build(vectors, dense_kind).save(scratch / "dense.faiss")
+    (scratch / "homophones.json").write_text(json.dumps(homophones, ensure_ascii=False), "utf-8")
     with open(scratch / "passages.jsonl", "w", encoding="utf-8") as out:
         for p in passages:
             out.write(json.dumps(p.__dict__, ensure_ascii=False) + "\n")
@@ -152,7 +155,8 @@ def load_index(home: Path, embedder_name: str | None = None, dimension: int | No
         raise IndexMismatch(f"the index has dimension {manifest['dimension']}, the embedder gives {dimension}")
     with open(folder / "passages.jsonl", encoding="utf-8") as lines:
         passages = [Passage(**json.loads(line)) for line in lines]
-    return BuiltIndex(folder, manifest, passages, BM25Index.load(folder), DenseIndex.load(folder / "dense.faiss"))
+    homophones = json.loads((folder / "homophones.json").read_text("utf-8"))
+    return BuiltIndex(folder, manifest, passages, BM25Index.load(folder), DenseIndex.load(folder / "dense.faiss"), homophones)
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -210,7 +210,10 @@ class QAService:
         embedder = self._embedder or self._configured_embedder(passages, analyzer, notify)
         notify(f"embedding {len(texts)} passages with {Path(embedder.name).name}")
         vectors = embedder.encode(texts)
-        folder = write_index(self.home, passages, bm25, vectors, embedder, analyzer.dictionary.fingerprint(), dense_kind)
+        homophones = analyzer.homophone_table(set(bm25.vocabulary))
+        folder = write_index(
+            self.home, passages, bm25, vectors, embedder, analyzer.dictionary.fingerprint(), homophones, dense_kind
+        )
         manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
         with self._lock:
             self._loaded_build = None
@@ -271,7 +274,7 @@ class QAService:
                 if self._analyzer is not None and self._analyzer.dictionary.fingerprint() != index.manifest.get("dictionary_hash"):
                     self._analyzer = None  # built elsewhere with a changed dictionary: tokenise questions the same way
                 analyzer = self.analyzer()
-                analyzer.learn_homophones(set(index.bm25.vocabulary))
+                analyzer.use_homophones(index.homophones)
                 self._retriever = Retriever(index, analyzer, embedder, Weights())
                 self._loaded_build = index.build_id
                 self._answers_revision = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import re
@@ -122,17 +121,24 @@ class TextAnalyzer:
                 terms.add(self._canonical.get(word, word))
         return terms
 
-    def learn_homophones(self, vocabulary: set[str]) -> None:
-        """Index known words by toneless pinyin, to repair speech-recognition homophone errors."""
+    def homophone_table(self, vocabulary: set[str]) -> dict:
+        """Known words indexed by toneless pinyin, and the reading of every common character:
+        made at build time (it needs pypinyin), stored with the index, read by ``use_homophones``."""
         words = {w for w in vocabulary if len(w) >= 2 and HAN.fullmatch(w[0]) and HAN.search(w[-1])}
         words |= {w for w, _ in self.dictionary.terms if len(w) >= 2}
         words |= {w for group in self.dictionary.synonyms for w in group if len(w) >= 2 and HAN.search(w)}
-        index: dict[str, list[str]] = {}
+        readings = character_readings()
+        by_sound: dict[str, list[str]] = {}
         for word in sorted(words):
-            if len(word) <= PINYIN_WINDOW[1] and all(HAN.fullmatch(c) for c in word):
-                index.setdefault("".join(syllables(word)), []).append(word)
-        self._homophones = index
-        self._known_words = words
+            if len(word) <= PINYIN_WINDOW[1] and all(c in readings for c in word):
+                by_sound.setdefault("".join(readings[c] for c in word), []).append(word)
+        return {"readings": readings, "by_sound": by_sound, "known_words": sorted(words)}
+
+    def use_homophones(self, table: dict) -> None:
+        """Repair speech-recognition homophone errors with a table from ``homophone_table``."""
+        self._readings = table["readings"]
+        self._homophones = table["by_sound"]
+        self._known_words = set(table["known_words"])
 
     def query_terms(self, question: str, expansions: list[tuple[str, float]] | None = None) -> dict[str, float]:
         """Weighted terms for a question: its own words, their canonical synonyms, homophone repairs."""
@@ -166,7 +172,7 @@ class TextAnalyzer:
             return []
         repairs = []
         for run in re.findall(r"[\u4e00-\u9fff]+", text):
-            sounds = syllables(run)
+            sounds = [self._readings.get(c, "?") for c in run]
             known_spans = [
                 (start, end)
                 for word, start, end in self._jieba.tokenize(run)
@@ -188,14 +194,10 @@ def character_bigrams(text: str) -> list[str]:
     return [BIGRAM_PREFIX + run[i : i + 2] for run in HAN_RUN.findall(text) for i in range(len(run) - 1)]
 
 
-def syllables(text: str) -> list[str]:
-    """Toneless pinyin, one syllable per character (each character's usual reading, the same
-    in a word and in a question, so homophones compare equal)."""
-    return [_syllable(character) for character in text]
-
-
-@functools.lru_cache(maxsize=None)
-def _syllable(character: str) -> str:
+def character_readings() -> dict[str, str]:
+    """Toneless pinyin of each CJK character (its usual reading, so that a word and a question
+    spell the same sound the same way)."""
     from pypinyin import lazy_pinyin
 
-    return lazy_pinyin(character)[0]
+    characters = [chr(code) for code in range(0x4E00, 0xA000)]
+    return dict(zip(characters, lazy_pinyin("".join(characters))))

@@ -8,7 +8,6 @@ import pytest
 from qa_engine.config import Settings
 from qa_engine.evaluation import evaluate, load_gold
 from qa_engine.service import QAService
-from qa_engine.static_embedder import load_embedder
 
 from conftest import DEV_SET, require_shared
 
@@ -63,8 +62,8 @@ def test_questions_about_the_past_get_the_rules_of_the_time(laws_service):
 
 
 def test_shipped_answers_serve_the_quickstart_question(laws_service, tmp_path):
-    model = laws_service.retriever().index.manifest["embedder"]
-    svc = QAService(Settings.from_env(environ={}, home=tmp_path / "home"), embedder=load_embedder(model))
+    embedder = laws_service.retriever().embedder  # the trained model, reused: no second training
+    svc = QAService(Settings.from_env(environ={}, home=tmp_path / "home"), embedder=embedder)
     svc.ingest([require_shared()])
     report = svc.ingest([ROOT / "corpus" / "answers"])
     assert report.errors == [] and len(report.answers) >= 40

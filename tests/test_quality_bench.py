@@ -98,10 +98,10 @@ def test_ablated_analyzers_drop_what_they_claim_to():
     assert no_bigrams.tokens("偶然所得税率") and not any(t.startswith(BIGRAM_PREFIX) for t in no_bigrams.tokens("偶然所得税率"))
     assert not any(t.startswith(BIGRAM_PREFIX) for t in no_bigrams.query_terms("偶然所得税率"))
 
-    hearing.learn_homophones({"偶然所得"})
+    hearing.use_homophones(hearing.homophone_table({"偶然所得"}))
     assert ("偶然所得", HOMOPHONE_WEIGHT) in hearing.expansions("藕然所得")
     deaf = quality.ANALYZERS["homophones"](dictionary)
-    deaf.learn_homophones({"偶然所得"})
+    deaf.use_homophones(deaf.homophone_table({"偶然所得"}))
     assert deaf.expansions("藕然所得") == []
 
 
