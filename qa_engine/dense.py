@@ -161,7 +161,8 @@ def train_corpus_model(
     if training_pairs and epochs > 0:
         _contrastive_training(model, training_pairs, epochs, learning_rate)
     output_dir.mkdir(parents=True, exist_ok=True)
-    model.save(str(output_dir))
+    with contextlib.redirect_stderr(io.StringIO()):  # the model card's progress bar
+        model.save(str(output_dir))
 
 
 def _train_tokenizer(texts: list[str], vocabulary_size: int):
