@@ -274,6 +274,41 @@ def show(ctx, doc, article, as_of, as_json):
     click.echo(result["text"])
 
 
+@cli.command()
+@click.argument("doc")
+@click.option("--from", "effective_from", help="Override: the day it took effect (YYYY-MM-DD).")
+@click.option("--to", "effective_to", help="Override: the first day it no longer applies (YYYY-MM-DD).")
+@click.option("--note", default="", help="Why the texts are overridden (required with --from/--to).")
+@click.option("--by", envvar="QA_USER", default="", help="Who is making the change (default $QA_USER).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def validity(ctx, doc, effective_from, effective_to, note, by, as_json):
+    """Show when a document applies, as derived from the texts; with --from/--to, override it.
+
+    Overrides apply to answers from the next `qa build`.
+
+    \b
+    Examples:
+        qa validity 增值税暂行条例
+        qa validity "个人所得税法(2018-08-31)" --from 2019-01-01 --note "2018年修正自2019年1月1日起施行" --by 王芳
+    """
+    svc = service(ctx)
+    if effective_from or effective_to:
+        result = svc.override_validity(doc, effective_from, effective_to, note, by)
+    else:
+        result = svc.document_validity(doc)
+    if as_json:
+        emit_json(result)
+        return
+    status = STATUS_LABELS.get(result["status"], result["status"])
+    until = f" 至 {result['effective_to']}" if result["effective_to"] else ""
+    replaced = f"，由 {result['superseded_by']} 取代" if result["superseded_by"] else ""
+    click.echo(f"{result['doc']}: {status}，自 {result['effective_from']}{until}{replaced}")
+    if result["override"]:
+        o = result["override"]
+        click.echo(f"人工更正: {o['note']} ({o['by']}, {o['at']})")
+
+
 @cli.command("eval")
 @click.argument("gold", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--baseline/--no-baseline", default=True, show_default=True,

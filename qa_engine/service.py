@@ -180,6 +180,38 @@ class QAService:
         ]
         return derive_validity(infos, self._overrides())
 
+    def document_validity(self, doc: str, as_of: str | None = None) -> dict:
+        """A document's validity as derived (and overridden), for curators."""
+        resolved = self.resolve_doc(doc, as_of)
+        if resolved is None:
+            raise NotFound(f"no document {doc} in the knowledge base: see \"qa stats\" and \"qa ingest\"")
+        validity = self.validity()[resolved]
+        return {
+            "doc": resolved,
+            "status": validity.status(as_of or self.today()),
+            "effective_from": validity.effective_from,
+            "effective_to": validity.effective_to,
+            "superseded_by": validity.superseded_by,
+            "override": self.store.validity_overrides().get(resolved),
+        }
+
+    def override_validity(self, doc: str, effective_from: str | None, effective_to: str | None, note: str, by: str) -> dict:
+        """A curator's correction of what the texts say about when a document applies.
+        Takes effect for answers at the next ``qa build``."""
+        if not by:
+            raise InvalidInput("say who is making this change: pass --by NAME or set QA_USER")
+        if not note or not note.strip():
+            raise InvalidInput("give a --note saying why the texts are overridden")
+        resolved = self.resolve_doc(doc)
+        if resolved is None or resolved != doc:
+            raise NotFound(f"no document {doc} in the knowledge base: name it by its id, e.g. 个人所得税法(2018-08-31)")
+        effective_from = check_date(effective_from) if effective_from else None
+        effective_to = check_date(effective_to) if effective_to else None
+        if effective_from and effective_to and effective_to <= effective_from:
+            raise InvalidInput("--to must be after --from")
+        self.store.set_validity_override(doc, effective_from, effective_to, note.strip(), by)
+        return self.document_validity(doc)
+
     def _overrides(self) -> dict[str, dict]:
         overrides = {}
         shipped = self.settings.corpus_dir / "validity.jsonl"

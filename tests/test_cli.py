@@ -84,3 +84,13 @@ def test_every_command_has_help_with_an_example():
 def test_python_cli_py_is_the_same_program():
     result = subprocess.run([sys.executable, "cli.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "ingest" in result.stdout and "ask" in result.stdout
+
+
+def test_validity_shows_and_overrides_with_a_reason(run_cli):
+    shown = run_cli("validity", "示例发票暂行条例")
+    assert shown.output == "示例发票暂行条例(2011-01-08): 已废止，自 2011-01-08 至 2026-01-01，由 示例发票法(2024-12-25) 取代\n"
+    no_note = run_cli("validity", "示例发票暂行条例(2011-01-08)", "--to", "2025-01-01", "--by", "王芳")
+    assert (no_note.exit_code, no_note.output) == (1, "Error: give a --note saying why the texts are overridden\n")
+    changed = run_cli("validity", "示例发票暂行条例(2011-01-08)", "--to", "2025-01-01", "--note", "提前废止", "--by", "王芳")
+    assert changed.output.startswith("示例发票暂行条例(2011-01-08): 已废止，自 2011-01-08 至 2025-01-01")
+    assert "人工更正: 提前废止 (王芳," in changed.output
