@@ -21,8 +21,14 @@ COMPLAINT_CATEGORIES = [
 ]
 
 
-def is_complaint(question: str) -> bool:
-    return bool(COMPLAINT_WORDS.search(question)) and not ABOUT_PROCEDURE.search(question)
+# The same words as heard on a phone line: a transcript may write 投诉 as 头诉.
+COMPLAINT_SOUNDS = re.compile(r"tousu|jubao|jianju")
+
+
+def is_complaint(question: str, sounds: str = "") -> bool:
+    """``sounds``: the question in toneless pinyin, where known (catches homophone transcripts)."""
+    said = COMPLAINT_WORDS.search(question) or COMPLAINT_SOUNDS.search(sounds)
+    return bool(said) and not ABOUT_PROCEDURE.search(question)
 
 
 def complaint_category(question: str) -> str:
@@ -32,7 +38,7 @@ def complaint_category(question: str) -> str:
     return "其他"
 
 
-def route(question: str, confidence: float, threshold: float) -> str:
-    if is_complaint(question):
+def route(question: str, confidence: float, threshold: float, sounds: str = "") -> str:
+    if is_complaint(question, sounds):
         return COMPLAINT
     return ANSWER if confidence >= threshold else EXPERT

@@ -346,7 +346,7 @@ class QAService:
         top_k = self.check_top_k(top_k)
         retriever = self.retriever()
         result = retriever.search(question, as_of, top_k, channels)
-        route = routing.route(question, result.confidence, self.settings.threshold)
+        route = routing.route(question, result.confidence, self.settings.threshold, retriever.analyzer.sounds(question))
         response = {
             "question": question,
             "as_of": as_of,

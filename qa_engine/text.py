@@ -134,6 +134,12 @@ class TextAnalyzer:
                 by_sound.setdefault("".join(readings[c] for c in word), []).append(word)
         return {"readings": readings, "by_sound": by_sound, "known_words": sorted(words)}
 
+    def sounds(self, text: str) -> str:
+        """The Chinese characters of a text in toneless pinyin, run together ("" before
+        ``use_homophones``)."""
+        readings = getattr(self, "_readings", {})
+        return "".join(readings.get(c, "") for c in normalise(text))
+
     def use_homophones(self, table: dict) -> None:
         """Repair speech-recognition homophone errors with a table from ``homophone_table``."""
         self._readings = table["readings"]

@@ -125,3 +125,9 @@ def test_complaints_are_routed_to_the_desk_and_recorded(service):
     assert response["route"] == "complaint"
     assert [c["id"] for c in service.store.complaints()] == [response["case"]]
     assert service.store.counts()["queries_logged"] == 1
+
+
+def test_complaints_heard_through_a_homophone_are_still_routed(service):
+    response = service.ask("窗口工作人员态度太差，我要头诉", record=False)
+    assert response["route"] == "complaint"
+    assert service.ask("举报人有奖励吗", record=False)["route"] != "complaint"  # asking about the procedure
