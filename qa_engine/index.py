@@ -82,6 +82,7 @@ def write_index(
     """Write a complete index next to the current one and switch to it atomically."""
     builds = home / "indexes"
     builds.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_builds(builds)
     build_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
     scratch = builds / f"{build_id}.tmp"
     scratch.mkdir()
@@ -150,6 +151,32 @@ def _fsync_folder(folder: Path) -> None:
     for path in folder.iterdir():
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
+
+
+def remove_abandoned_builds(builds: Path) -> list[str]:
+    """Delete ``<build id>.tmp`` folders left by builds that were killed; a build still running
+    (its process id, the suffix of the build id, is alive) keeps its folder."""
+    removed = []
+    for scratch in builds.glob("*.tmp"):
+        try:
+            pid = int(scratch.name[: -len(".tmp")].rsplit("-", 1)[1])
+        except (IndexError, ValueError):
+            pid = None
+        if pid is not None and _process_alive(pid):
+            continue
+        shutil.rmtree(scratch, ignore_errors=True)
+        removed.append(scratch.name)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _remove_old_builds(builds: Path, keep: str) -> None:

@@ -113,12 +113,13 @@ class QAService:
         for answer in answers:
             self.validate_citations(answer.citations, where=str(path))
         ids = []
-        for answer in answers:
-            answer.id = answer.id or stable_answer_id(answer.question)
-            existing = self.store.answer(answer.id)
-            if existing is None or not _same_answer(existing, answer):
-                self.store.save_answer_version(answer, "approved", f"ingested from {path.name}", by or self.settings.user)
-            ids.append(answer.id)
+        with self.store.transaction():  # a file's answers are stored all or nothing
+            for answer in answers:
+                answer.id = answer.id or stable_answer_id(answer.question)
+                existing = self.store.answer(answer.id)
+                if existing is None or not _same_answer(existing, answer):
+                    self.store.save_answer_version(answer, "approved", f"ingested from {path.name}", by or self.settings.user)
+                ids.append(answer.id)
         return ids
 
     def validate_citations(self, citations: list[Citation], where: str) -> None:
