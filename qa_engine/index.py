@@ -83,9 +83,7 @@ def write_index(
     builds = home / "indexes"
     builds.mkdir(parents=True, exist_ok=True)
     remove_abandoned_builds(builds)
-    build_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
-    scratch = builds / f"{build_id}.tmp"
-    scratch.mkdir()
+    build_id, scratch = _new_scratch(builds)
     bm25.save(scratch)
     DenseIndex.build(vectors, dense_kind).save(scratch / "dense.faiss")
     with open(scratch / "passages.jsonl", "w", encoding="utf-8") as out:
@@ -151,6 +149,22 @@ def _fsync_folder(folder: Path) -> None:
     for path in folder.iterdir():
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
+
+
+def _new_scratch(builds: Path) -> tuple[str, Path]:
+    """A fresh build id (time to the millisecond, then the process id) and its scratch folder;
+    two builds in one second of one process get different ids."""
+    while True:
+        now = time.time()
+        build_id = time.strftime("%Y%m%dT%H%M%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}-{os.getpid()}"
+        scratch = builds / f"{build_id}.tmp"
+        if not (builds / build_id).exists():
+            try:
+                scratch.mkdir()
+                return build_id, scratch
+            except FileExistsError:
+                pass
+        time.sleep(0.002)
 
 
 def remove_abandoned_builds(builds: Path) -> list[str]:

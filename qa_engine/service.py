@@ -449,6 +449,24 @@ class QAService:
         }
 
 
+    # ---- backup and restore ---------------------------------------------------
+
+    def backup(self, dest: Path) -> dict:
+        """Copy the knowledge base (SQLite online backup) and the current index, with checksums, to ``dest``."""
+        from . import backup
+
+        with self._lock:
+            return backup.backup(self.home, self.store.db.conn, Path(dest))
+
+    def restore(self, src: Path, force: bool = False) -> dict:
+        """Bring back a backup made by :meth:`backup`; refuses to replace a knowledge base unless ``force``."""
+        from . import backup
+
+        with self._lock:
+            result = backup.restore(self.home, self.store.db.conn, Path(src), force)
+            self._analyzer = self._retriever = self._loaded_build = None
+        return result
+
     # ==== curation: answers, expert queue, complaint desk, dictionary, reports ====
     # Thin calls into curation.py, queue.py, complaints.py, dictionary_admin.py and report.py,
     # so the CLI and the HTTP API share them. Changes go through the store with who and when.
