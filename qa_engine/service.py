@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -25,11 +25,12 @@ from .corpus import (
     parse_law_file,
     short_title_of,
 )
-from .dense import CORPUS_MODEL_NAME, Embedder, SentenceTransformerEmbedder, train_corpus_model
+from .dense import CORPUS_MODEL_NAME, Embedder, train_corpus_model
 from .errors import InvalidInput, NotFound, ParseError, QAError
 from .index import BuiltIndex, Passage, current_build_id, load_index, write_index
 from .lexical import BM25Index
 from .retrieval import Retriever, Weights
+from .static_embedder import load_embedder
 from .store import DATABASE_NAME, Store, answer_from_row
 from .text import Dictionary, TextAnalyzer, normalise
 from .validity import DocumentInfo, Validity, derive_validity
@@ -42,6 +43,7 @@ class IngestReport:
     unchanged: list[str]
     answers: list[str]
     errors: list[str]
+    skipped: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return self.__dict__
@@ -63,14 +65,20 @@ class QAService:
 
     # ---- ingest -------------------------------------------------------------
 
-    def ingest(self, paths: list[Path], by: str = "") -> IngestReport:
-        """Add laws and approved answers. Unchanged files are skipped; a bad file is reported
-        and skipped without touching what is already stored."""
+    def ingest(self, paths: list[Path], by: str = "", skip_invalid: bool = False) -> IngestReport:
+        """Add laws, then approved answers. Unchanged files are skipped; a bad file is reported
+        and skipped without touching what is already stored.
+
+        An answer whose citations name no ingested article is an error, or with
+        ``skip_invalid`` a warning; either way it is not stored. Answers already in the
+        knowledge base are left as curators have them (``qa answers import`` edits them).
+        """
         report = IngestReport([], [], [], [], [])
-        for path in iter_source_files([Path(p) for p in paths]):
+        files = iter_source_files([Path(p) for p in paths])
+        for path in [f for f in files if not is_answer_file(f)] + [f for f in files if is_answer_file(f)]:
             try:
                 if is_answer_file(path):
-                    report.answers += self._ingest_answers(path, by)
+                    self._ingest_answers(path, by, skip_invalid, report)
                 else:
                     self._ingest_law(path, report)
             except ParseError as exc:
@@ -108,19 +116,37 @@ class QAService:
     def _ingest_law(self, path: Path, report: IngestReport) -> None:
         self.ingest_document(parse_law_file(path), report)
 
-    def _ingest_answers(self, path: Path, by: str) -> list[str]:
-        answers = parse_answers_file(path)
-        for answer in answers:
-            self.validate_citations(answer.citations, where=str(path))
-        ids = []
-        with self.store.transaction():  # a file's answers are stored all or nothing
-            for answer in answers:
-                answer.id = answer.id or stable_answer_id(answer.question)
-                existing = self.store.answer(answer.id)
-                if existing is None or not _same_answer(existing, answer):
-                    self.store.save_answer_version(answer, "approved", f"ingested from {path.name}", by or self.settings.user)
-                ids.append(answer.id)
-        return ids
+    def _ingest_answers(self, path: Path, by: str, skip_invalid: bool, report: IngestReport) -> None:
+        with self.store.transaction():  # one write for the file: a crash stores all of its answers or none
+            self._ingest_answer_rows(path, by, skip_invalid, report)
+
+    def _ingest_answer_rows(self, path: Path, by: str, skip_invalid: bool, report: IngestReport) -> None:
+        for number, answer in enumerate(parse_answers_file(path), start=1):
+            where = f"{path} answer {number}"
+            if skip_invalid:
+                answer.citations = self._resolvable_citations(answer.citations, where, report)
+                if not answer.citations:
+                    report.skipped.append(f"{where}: none of its citations is in the knowledge base")
+                    continue
+            try:
+                self.validate_citations(answer.citations, where=where)
+            except ParseError as exc:
+                report.errors.append(str(exc))
+                continue
+            answer.id = answer.id or stable_answer_id(answer.question)
+            if self.store.answer(answer.id) is None:
+                self.store.save_answer_version(answer, "approved", f"ingested from {path.name}", by or self.settings.user)
+            report.answers.append(answer.id)
+
+    def _resolvable_citations(self, citations: list[Citation], where: str, report: IngestReport) -> list[Citation]:
+        kept = []
+        for citation in citations:
+            try:
+                self.validate_citations([citation], where=where)
+                kept.append(citation)
+            except ParseError as exc:
+                report.skipped.append(f"citation: {exc}")
+        return kept
 
     def validate_citations(self, citations: list[Citation], where: str) -> None:
         for citation in citations:
@@ -208,8 +234,8 @@ class QAService:
 
     def _configured_embedder(self, passages: list[Passage], analyzer: TextAnalyzer) -> Embedder:
         if self.settings.embed_model:
-            return SentenceTransformerEmbedder(self.settings.embed_model)
-        return SentenceTransformerEmbedder(str(self._corpus_model(passages, analyzer)))
+            return load_embedder(self.settings.embed_model)
+        return load_embedder(str(self._corpus_model(passages, analyzer)))
 
     def _corpus_model(self, passages: list[Passage], analyzer: TextAnalyzer) -> Path:
         """Train (or reuse) the offline static-embedding model for this corpus."""
@@ -263,7 +289,7 @@ class QAService:
                 f"the index was built with {name!r} but QA_EMBED_MODEL is {self.settings.embed_model!r}: "
                 'run "qa build" again'
             )
-        return SentenceTransformerEmbedder(name)
+        return load_embedder(name)
 
     def today(self) -> str:
         return date.today().isoformat()
@@ -356,19 +382,15 @@ class QAService:
             "citations": citations,
         }
 
-    def _passage(self, retriever: Retriever, passage_id: str) -> Passage:
-        lookup = getattr(retriever, "_by_id", None)
-        if lookup is None:
-            lookup = {p.id: p for p in retriever.index.passages}
-            retriever._by_id = lookup
-        return lookup[passage_id]
+    def _passage(self, retriever: Retriever, passage_id: str) -> Passage | None:
+        return _passage_lookup(retriever)[0].get(passage_id)
 
     def _cited_passage(self, retriever: Retriever, citation: Citation, as_of: str) -> Passage | None:
-        try:  # a document id names one version; a short title means the version in force on as_of
-            return self._passage(retriever, f"{citation.doc}#{citation.article}")
-        except KeyError:
-            pass
-        versions = [p for p in retriever.index.passages if short_title_of(p.doc) == citation.doc and p.article == citation.article]
+        by_id, by_short_title = _passage_lookup(retriever)
+        direct = by_id.get(f"{citation.doc}#{citation.article}") if "#" not in citation.doc else None
+        if direct is not None:
+            return direct
+        versions = by_short_title.get((citation.doc, citation.article), [])
         live = [p for p in versions if p.in_force(as_of)]
         return max(live or versions, key=lambda p: p.doc) if versions else None
 
@@ -627,6 +649,21 @@ class QAService:
     # ==== end of curation ====
 
 
+def _passage_lookup(retriever: Retriever) -> tuple[dict, dict]:
+    """Passages by id and by (short title, article), made once per loaded index: scanning every
+    passage for each citation cost 10 ms an ask on the real corpus."""
+    lookup = getattr(retriever, "_passage_lookup", None)
+    if lookup is None:
+        by_short_title: dict[tuple[str, str], list[Passage]] = {}
+        for p in retriever.index.passages:
+            by_short_title.setdefault((short_title_of(p.doc), p.article), []).append(p)
+        lookup = ({p.id: p for p in retriever.index.passages}, by_short_title)
+        retriever._passage_lookup = lookup
+    return lookup
+
+
+
+
 def passage_text(passage: Passage) -> str:
     return f"{short_title_of(passage.doc)} {passage.chapter} {passage.text}"
 
@@ -685,19 +722,6 @@ def colloquial_cloze_pairs(passages: list[Passage], dictionary: Dictionary, seed
 
 def stable_answer_id(question: str) -> str:
     return "A" + hashlib.sha1(normalise(question).encode()).hexdigest()[:10]
-
-
-def _same_answer(row: dict, answer: ApprovedAnswer) -> bool:
-    return (
-        row["status"] == "approved"
-        and row["question"] == answer.question
-        and row["answer"] == answer.answer
-        and row["alternatives"] == answer.alternatives
-        and row["citations"] == [c.__dict__ for c in answer.citations]
-        and (row["category"] or "") == answer.category
-        and row["effective_from"] == answer.effective_from
-        and row["effective_to"] == answer.effective_to
-    )
 
 
 def check_date(value) -> str:

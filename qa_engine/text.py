@@ -91,6 +91,8 @@ class TextAnalyzer:
             key=lambda pair: -len(pair[0]),
         )
         self._homophones: dict[str, list[str]] = {}
+        self._canonical = {word: group[0] for group in dictionary.synonyms for word in group}
+        self._domain_terms = {word for word, _ in dictionary.terms} | set(self._canonical)
 
     def tokens(self, text: str) -> list[str]:
         """Index terms: jieba search-mode words (without stopwords) and character bigrams.
@@ -107,6 +109,15 @@ class TextAnalyzer:
             if token not in stop and WORD_CHARS.search(token)
         ]
 
+    def key_terms(self, text: str) -> set[str]:
+        """The tax terms a text names, in canonical form: what two phrasings must share to ask
+        the same thing (个人所得税 and 企业所得税 differ even where the rest of the words agree)."""
+        terms = set()
+        for word in self._jieba.lcut(normalise(text)):
+            if word in self._domain_terms:
+                terms.add(self._canonical.get(word, word))
+        return terms
+
     def learn_homophones(self, vocabulary: set[str]) -> None:
         """Index known words by toneless pinyin, to repair speech-recognition homophone errors."""
         from pypinyin import lazy_pinyin
@@ -121,13 +132,13 @@ class TextAnalyzer:
         self._homophones = index
         self._known_words = words
 
-    def query_terms(self, question: str) -> dict[str, float]:
+    def query_terms(self, question: str, expansions: list[tuple[str, float]] | None = None) -> dict[str, float]:
         """Weighted terms for a question: its own words, their canonical synonyms, homophone repairs."""
         text = normalise(question)
         weights: dict[str, float] = {}
         for token in self.words(text):
             weights[token] = 1.0
-        for phrase, weight in self.expansions(text):
+        for phrase, weight in self.expansions(text) if expansions is None else expansions:
             for token in self.words(phrase):
                 weights.setdefault(token, weight)
         for bigram in character_bigrams(text):
@@ -137,8 +148,9 @@ class TextAnalyzer:
     def expansions(self, text: str) -> list[tuple[str, float]]:
         """Canonical law wording for the synonyms and homophones found in ``text``."""
         found: list[tuple[str, float]] = []
+        present = set(text)  # a variant whose first character is absent cannot occur
         for variant, canonical in self._variants:
-            if variant in text:
+            if variant[0] in present and variant in text:
                 found.append((canonical, SYNONYM_WEIGHT))
         for word in self._homophone_repairs(text):
             found.append((word, HOMOPHONE_WEIGHT))

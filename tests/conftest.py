@@ -155,3 +155,26 @@ def run_cli(service, monkeypatch):
                              catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture
+def static_model(tmp_path):
+    """A tiny static-embedding model saved the way sentence-transformers saves one (made
+    without torch): (folder, tokenizer, weights)."""
+    import json
+
+    from safetensors.numpy import save_file
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.BpeTrainer(vocab_size=60, special_tokens=["[PAD]", "[UNK]"], show_progress=False)
+    tokenizer.train_from_iterator(["个人所得税 工资 薪金", "增值税 发票 开具", "tax invoice", *SMALL_LAWS.values()], trainer=trainer)
+    folder = tmp_path / "static-model"
+    folder.mkdir()
+    tokenizer.save(str(folder / "tokenizer.json"))
+    weights = np.random.default_rng(0).normal(size=(tokenizer.get_vocab_size(), 8)).astype(np.float32)
+    save_file({"embedding.weight": weights}, str(folder / "model.safetensors"))
+    module = "sentence_transformers.sentence_transformer.modules.static_embedding.StaticEmbedding"
+    (folder / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": module}]))
+    return folder, tokenizer, weights

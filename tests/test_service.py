@@ -57,3 +57,71 @@ def test_feedback_callbacks_and_complaints_are_stored(service):
     assert [c["category"] for c in service.store.complaints() if c["id"] == case] == ["虚开发票"]
     with pytest.raises(InvalidInput):
         service.request_callback("问题", "张三", "not a phone")
+
+
+def test_ingest_is_idempotent_and_replaces_changed_files(make_service, small_laws):
+    svc = make_service()
+    first = svc.ingest([small_laws])
+    assert len(first.added) == 3 and first.errors == []
+    again = svc.ingest([small_laws])
+    assert (again.added, again.replaced, len(again.unchanged)) == ([], [], 3)
+    law = small_laws / "示例发票法(2024-12-25).md"
+    law.write_text(law.read_text("utf-8") + "\n第四条 新增的条文。\n", "utf-8")
+    changed = svc.ingest([small_laws])
+    assert changed.replaced == ["示例发票法(2024-12-25)"]
+    assert svc.store.article("示例发票法(2024-12-25)", "第四条")["text"] == "第四条 新增的条文。"
+
+
+def test_a_bad_file_is_reported_and_loses_nothing(make_service, small_laws, tmp_path):
+    svc = make_service()
+    svc.ingest([small_laws])
+    before = svc.store.counts()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "空文件(2020-01-01).md").write_text("", "utf-8")
+    (bad / "示例发票法(2024-12-25).md").write_bytes("# 示例发票法\n<!-- INFO END -->\n第一条 甲".encode("gbk"))
+    report = svc.ingest([bad])
+    assert len(report.errors) == 2
+    assert any("空文件(2020-01-01).md" in e and "no '# <title>' line" in e for e in report.errors)
+    assert any("not valid UTF-8" in e for e in report.errors)
+    assert svc.store.counts() == before
+    assert svc.store.article("示例发票法(2024-12-25)", "第二条") is not None
+
+
+def test_answers_citing_unknown_articles_are_refused_or_trimmed(make_service, small_laws, tmp_path):
+    svc = make_service()
+    svc.ingest([small_laws])
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(
+        '{"question": "偶然所得税率", "answer": "百分之二十。", "citations": [{"doc": "示例个人所得税法", "article": "第三条"}, {"doc": "不存在的法", "article": "第一条"}]}\n',
+        "utf-8",
+    )
+    strict = svc.ingest([answers])
+    assert strict.answers == [] and "cites 不存在的法 第一条" in strict.errors[0]
+    lenient = svc.ingest([answers], skip_invalid=True)
+    assert len(lenient.answers) == 1 and lenient.errors == []
+    stored = svc.store.answer(lenient.answers[0])
+    assert stored["citations"] == [{"doc": "示例个人所得税法", "article": "第三条"}]
+
+
+def test_an_approved_answer_comes_first_for_its_own_question(service, tmp_path):
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(
+        '{"question": "中彩票的钱要交多少税", "alternatives": ["彩票中奖交税吗"], "answer": "按偶然所得，税率百分之二十。", '
+        '"citations": [{"doc": "示例个人所得税法", "article": "第三条"}]}\n',
+        "utf-8",
+    )
+    service.ingest([answers])
+    response = service.ask("中彩票的钱要交多少税", record=False)
+    top = response["answers"][0]
+    assert (top["kind"], top["text"]) == ("approved", "按偶然所得，税率百分之二十。")
+    assert top["citations"][0]["doc"] == "示例个人所得税法(2018-08-31)"
+    assert top["citations"][0]["status"] == "in_force"
+    assert response["route"] == "answer"
+
+
+def test_complaints_are_routed_to_the_desk_and_recorded(service):
+    response = service.ask("饭店不给开发票，我要投诉", record=True)
+    assert response["route"] == "complaint"
+    assert [c["id"] for c in service.store.complaints()] == [response["case"]]
+    assert service.store.counts()["queries_logged"] == 1

@@ -1,0 +1,74 @@
+"""Fit the confidence model's weights on our own labelled questions.
+
+Usage (QA_HOME: an index built over ../shared/corpus/laws only):
+
+    python bench/calibrate.py [--gold bench/questions/language.jsonl bench/questions/routing.jsonl]
+
+Prints the fitted weights (to copy into ``qa_engine.retrieval.Weights``) and the precision,
+coverage and out-of-scope abstention they give at a few thresholds. The dev set is not used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qa_engine.config import Settings  # noqa: E402
+from qa_engine.evaluation import first_hit_rank, load_gold  # noqa: E402
+from qa_engine.service import QAService  # noqa: E402
+
+FEATURES = ["cosine", "agreement", "margin", "known_words"]
+
+
+def collect(service: QAService, items: list[dict]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    retriever = service.retriever()
+    rows, labels, categories = [], [], []
+    for item in items:
+        if item["category"] == "complaint":
+            continue  # routed by intent, not by confidence
+        result = retriever.search(item["question"], item.get("as_of") or service.today(), 10)
+        answers = [
+            {"rank": rank, "citations": [{"doc": hit.key.split("#")[0], "article": hit.key.split("#")[1]}]}
+            for rank, hit in enumerate(result.hits, 1)
+            if hit.kind == "article"
+        ]
+        rank = first_hit_rank(answers, item["expected"]) if item["expected"] else None
+        rows.append([result.features[name] for name in FEATURES])
+        labels.append(1 if rank == 1 else 0)
+        categories.append(item["category"])
+    return np.array(rows), np.array(labels), categories
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gold", nargs="+", type=Path,
+                        default=[ROOT / "bench/questions/language.jsonl", ROOT / "bench/questions/routing.jsonl"])
+    args = parser.parse_args()
+    from sklearn.linear_model import LogisticRegression
+
+    service = QAService(Settings.from_env())
+    items = [item for path in args.gold for item in load_gold(path)]
+    X, y, categories = collect(service, items)
+    model = LogisticRegression(C=100.0, max_iter=1000).fit(X, y)
+    print("bias", round(float(model.intercept_[0]), 2))
+    for name, weight in zip(FEATURES, model.coef_[0]):
+        print(name, round(float(weight), 2))
+    probability = model.predict_proba(X)[:, 1]
+    categories = np.array(categories)
+    answerable = np.isin(categories, ["policy", "superseded"])
+    for threshold in (0.4, 0.5, 0.6, 0.7):
+        routed = probability >= threshold
+        precision = y[routed].sum() / max(routed.sum(), 1)
+        coverage = routed[answerable].mean()
+        abstained = (~routed[categories == "out_of_scope"]).mean()
+        print(f"threshold {threshold}: precision {precision:.2f} coverage {coverage:.2f} out-of-scope abstained {abstained:.2f}")
+
+
+if __name__ == "__main__":
+    main()

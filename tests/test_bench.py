@@ -1,0 +1,75 @@
+"""Smoke tests of the benchmark suite on the small fixture corpus (nothing here is timed)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa_engine.config import Settings
+from qa_engine.lexical import BM25Index
+from qa_engine.service import QAService
+from qa_engine.static_embedder import StaticEmbedder
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.fast_bm25 import bm25_from_token_ids  # noqa: E402
+from bench.report import markdown, merge_results  # noqa: E402
+
+
+def run_bench(args, home, tmp_path):
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("\n".join(json.dumps({"question": q}, ensure_ascii=False) for q in ["偶然所得税率", "虚开发票"]), "utf-8")
+    environ = {**os.environ, "QA_HOME": str(home), "QA_BENCH_QUESTIONS": str(questions),
+               "QA_BENCH_RESULTS": str(tmp_path / "results")}
+    return subprocess.run([sys.executable, "bench/run.py", *args], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def static_home(tmp_path, small_laws, static_model):
+    """The small laws built with a (tiny) static model, so a fresh process can load the index."""
+    service = QAService(Settings.from_env(environ={}, home=tmp_path / "home"), embedder=StaticEmbedder(static_model[0]))
+    service.ingest([small_laws])
+    service.build()
+    service.store.close()
+    return tmp_path / "home"
+
+
+def test_no_index_is_an_error_not_a_build(tmp_path):
+    done = run_bench(["--quick", "--json"], tmp_path / "empty", tmp_path)
+    assert done.returncode == 2
+    assert "no built index at QA_HOME=" in done.stderr and done.stdout == ""
+    assert not (tmp_path / "empty" / "indexes").exists()
+
+
+def test_quick_json_and_a_small_scale_run(static_home, tmp_path):
+    done = run_bench(["--quick", "--json", "--rounds", "1", "--cold-runs", "1", "--sizes", "300"], static_home, tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["passages"] == 10
+    for key in ("ask_p50_ms", "ask_p99_ms", "baseline_p50_ms", "cold_start_s"):
+        assert report[key] > 0, key
+    assert report["cold_start_heavy_imports"] == []
+    (row,) = report["scale"]
+    assert "error" not in row, row.get("error")
+    assert row["size"] == 300 and row["index_bytes"] > 0 and row["ask_calls"] == 2 and row["baseline_calls"] == 2
+    assert row["recall_at_10"]["own"]["recall"] >= 0.9  # exact search: only float ties differ
+    section = markdown(merge_results(tmp_path / "latest.json", report))
+    assert "| 300 | flat |" in section and "## Speed and scale" in section
+
+
+def test_array_bm25_equals_the_engine_build():
+    passages = [["发票", "开具", "发票"], ["个人所得税", "工资"], ["发票", "工资", "税率", "税率", "税率"], []]
+    vocabulary = sorted({t for p in passages for t in p}, reverse=True)  # any numbering
+    ids = {t: i for i, t in enumerate(vocabulary)}
+    tokens = np.array([ids[t] for p in passages for t in p], dtype=np.int32)
+    fast = bm25_from_token_ids(tokens, np.array([len(p) for p in passages]), vocabulary + ["unused"])
+    engine = BM25Index.build(passages)
+    assert fast.vocabulary == engine.vocabulary
+    np.testing.assert_allclose(fast.idf, engine.idf, rtol=1e-6)
+    assert fast.average_length == engine.average_length
+    np.testing.assert_allclose(fast.matrix.toarray(), engine.matrix.toarray(), rtol=1e-6)

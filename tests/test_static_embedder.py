@@ -1,0 +1,38 @@
+"""The torch-free static embedder gives the vectors sentence-transformers gives."""
+
+import numpy as np
+import pytest
+
+from qa_engine.static_embedder import StaticEmbedder, is_static_model, load_embedder
+
+
+def test_mean_of_token_vectors_normalised(static_model):
+    folder, tokenizer, weights = static_model
+    embedder = StaticEmbedder(folder)
+    texts = ["个人所得税 工资", "发票", "tax"]
+    vectors = embedder.encode(texts)
+    for text, vector in zip(texts, vectors):
+        expected = weights[tokenizer.encode(text, add_special_tokens=False).ids].mean(axis=0)
+        np.testing.assert_allclose(vector, expected / np.linalg.norm(expected), rtol=1e-5, atol=1e-6)
+    assert vectors.dtype == np.float32 and embedder.dimension == 8
+
+
+def test_text_without_tokens_gives_zeros(static_model):
+    vectors = StaticEmbedder(static_model[0]).encode(["", "工资"])
+    assert not vectors[0].any() and vectors[1].any()
+
+
+def test_load_embedder_picks_the_reader(static_model, tmp_path):
+    assert is_static_model(static_model[0])
+    assert isinstance(load_embedder(str(static_model[0])), StaticEmbedder)
+    assert not is_static_model(tmp_path / "missing")
+    assert type(load_embedder(str(tmp_path / "missing"))).__name__ == "SentenceTransformerEmbedder"
+
+
+@pytest.mark.slow
+def test_matches_sentence_transformers(static_model):
+    from qa_engine.dense import SentenceTransformerEmbedder
+
+    folder = str(static_model[0])
+    texts = ["个人所得税 工资 薪金", "增值税发票", "", "tax invoice 发票"]
+    np.testing.assert_allclose(StaticEmbedder(folder).encode(texts), SentenceTransformerEmbedder(folder).encode(texts), atol=1e-5)
