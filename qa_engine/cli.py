@@ -357,3 +357,24 @@ register(cli)
 
 def main() -> None:
     cli(prog_name="qa")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for all).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="TCP port.")
+@click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default: CPU cores, at least 2).")
+@click.pass_context
+def serve(ctx, host, port, workers):
+    """Serve the HTTP API, the website widget (/widget.js, /demo) and the agent console (/console).
+
+    Workers share the built index read-only and switch to a rebuilt index without a restart.
+    Rate limits and allowed browser origins come from QA_RATE_LIMIT and QA_CORS_ORIGINS.
+
+    \b
+    Example:
+        QA_HOME=index QA_CORS_ORIGINS=https://etax.example.gov.cn qa serve --port 8000 --workers 2
+    """
+    from .config import Settings
+    from .server import serve as run_server
+
+    run_server(Settings.from_env(home=ctx.obj.get("home")), host=host, port=port, workers=workers)

@@ -27,6 +27,11 @@ class Settings:
     corpus_dir: Path = field(default=SHIPPED_CORPUS)
     user: str = ""
     queue_due_working_days: int = 2
+    # The HTTP API (qa serve)
+    cors_origins: str = ""  # comma-separated origins allowed to call /v1/* from a browser; empty: none
+    rate_limit: str = "60 per minute"  # per client, on the public endpoints the widget uses
+    console_rate_limit: str = "600 per minute"  # per client, on the agent console's search-as-you-type
+    max_body_bytes: int = 65536
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":

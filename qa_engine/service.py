@@ -470,6 +470,18 @@ class QAService:
             "superseded_by": validity.superseded_by,
         }
 
+    def flag_for_experts(self, question: str, note: str = "", by: str = "") -> int:
+        """An agent on a call flags a question the knowledge base does not answer well; returns the
+        expert queue item id. Personal data is redacted first, as for automatic flags."""
+        from .privacy import redact
+
+        question = self.check_question(question)
+        if not isinstance(note, str) or len(note) > self.settings.max_question_chars:
+            raise InvalidInput(f"note must be text of at most {self.settings.max_question_chars} characters")
+        due = working_days_from(datetime.now(), self.settings.queue_due_working_days).strftime("%Y-%m-%dT%H:%M:%SZ")
+        details = {k: v for k, v in {"note": redact(note.strip()), "by": by}.items() if v}
+        return self.store.add_queue_item(redact(question), "agent", details or None, due)
+
 
     # ---- backup and restore ---------------------------------------------------
 

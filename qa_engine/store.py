@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -98,6 +99,8 @@ class Store:
         connection.execute("PRAGMA foreign_keys=ON")
         connection.execute("PRAGMA busy_timeout=30000")
         self.db = sqlite_utils.Database(connection)
+        # One connection is shared by the threads of a server: transactions must not interleave.
+        self._write_lock = threading.RLock()
         self._depth = 0
         self._migrate()
 
@@ -112,25 +115,26 @@ class Store:
 
     @contextmanager
     def transaction(self):
-        """One atomic change. Nested calls join the outer transaction (an import of many answers
-        is all or nothing)."""
-        if self._depth:
-            self._depth += 1
+        """One atomic change. Nested calls (in the thread holding the write lock) join the outer
+        transaction (an import of many answers is all or nothing)."""
+        with self._write_lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
             try:
                 yield
-            finally:
-                self._depth -= 1
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
+            except BaseException:
+                self._depth = 0
+                self.db.execute("ROLLBACK")
+                raise
             self._depth = 0
-            self.db.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self.db.execute("COMMIT")
+            self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.conn.close()

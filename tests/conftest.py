@@ -178,3 +178,57 @@ def static_model(tmp_path):
     module = "sentence_transformers.sentence_transformer.modules.static_embedding.StaticEmbedding"
     (folder / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": module}]))
     return folder, tokenizer, weights
+
+# An approved answer whose text carries HTML: every front end must show it as text and run nothing.
+XSS_ANSWER = {
+    "question": "偶然所得怎么交税",
+    "answer": '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">偶然所得按百分之二十的比例税率缴纳个人所得税。',
+    "citations": [{"doc": "示例个人所得税法", "article": "第三条"}],
+}
+
+
+@pytest.fixture(scope="session")
+def answered_home(tmp_path_factory) -> Path:
+    """A knowledge base home with the small laws and ``XSS_ANSWER``, built once per test session."""
+    import json
+
+    folder = tmp_path_factory.mktemp("answered")
+    laws = folder / "laws"
+    laws.mkdir()
+    for name, text in SMALL_LAWS.items():
+        (laws / name).write_text(text, "utf-8")
+    answers = folder / "answers.jsonl"
+    answers.write_text(json.dumps(XSS_ANSWER, ensure_ascii=False) + "\n", "utf-8")
+    svc = QAService(Settings.from_env(environ={}, home=folder / "home"), embedder=FakeEmbedder())
+    report = svc.ingest([laws, answers])
+    assert report.errors == []
+    svc.build()
+    svc.store.close()
+    return folder / "home"
+
+
+@pytest.fixture
+def answered_service(make_service, answered_home, tmp_path) -> QAService:
+    """A fresh copy of ``answered_home``: the small laws plus one approved answer, built and ready."""
+    import shutil
+
+    home = tmp_path / "answered-home"
+    shutil.copytree(answered_home, home)
+    return make_service(home)
+
+
+@pytest.fixture
+def app(answered_service):
+    """The web app over ``answered_service``, with limits high enough not to get in a test's way."""
+    from qa_engine.webapp import create_app
+
+    return create_app(
+        {"QA_RATE_LIMIT": "1000 per minute", "QA_CONSOLE_RATE_LIMIT": "1000 per minute",
+         "QA_CORS_ORIGINS": "https://etax.example.gov.cn"},
+        service=answered_service,
+    )
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

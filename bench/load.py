@@ -1,0 +1,182 @@
+"""Bounded loopback load check of the HTTP API: requests/s and p50/p99 latency of POST /v1/ask.
+
+Starts `qa serve` on a free 127.0.0.1 port over QA_HOME (a built index), sends questions from
+CLIENTS concurrent clients for a fixed number of requests, and writes the figures to
+docs/BENCHMARKS.md under "HTTP load". Also measures the agent console's search (POST /v1/search,
+one client, as an agent typing) against its 100 ms budget.
+
+    QA_HOME=/tmp/home python bench/load.py --clients 16 --requests 1600 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV_SET = ROOT.parent / "shared" / "eval" / "dev.jsonl"
+FALLBACK_QUESTIONS = [
+    "年终奖怎么交个税", "个体户要交哪些税", "小规模纳税人增值税税率是多少", "房租收入要交什么税",
+    "公司给员工发的福利要交个税吗", "发票丢了怎么办", "子女教育专项附加扣除标准", "滞纳金怎么算",
+    "偶然所得的税率是多少", "企业所得税税率是多少", "印花税怎么交", "车船税谁来交",
+]
+
+
+def questions() -> list[str]:
+    if DEV_SET.exists():
+        items = [json.loads(line) for line in DEV_SET.read_text("utf-8").splitlines() if line.strip()]
+        found = [item["question"] for item in items if isinstance(item.get("question"), str)]
+        if found:
+            return found
+    return FALLBACK_QUESTIONS
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(connection: http.client.HTTPConnection, path: str, body: dict) -> int:
+    connection.request("POST", path, json.dumps(body, ensure_ascii=False).encode(), {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    response.read()
+    return response.status
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def run_load(port: int, path: str, clients: int, total: int, asked: list[str]) -> dict:
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    lock = threading.Lock()
+    counter = iter(range(total))
+
+    def client(number: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for index in counter:
+            question = asked[(index * 7 + number) % len(asked)]
+            start = time.perf_counter()
+            try:
+                status = str(post(connection, path, {"question": question}))
+            except (OSError, http.client.HTTPException) as exc:
+                status = type(exc).__name__
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            elapsed = time.perf_counter() - start
+            with lock:
+                latencies.append(elapsed)
+                statuses[status] = statuses.get(status, 0) + 1
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    return {
+        "requests": len(latencies),
+        "seconds": round(wall, 2),
+        "rps": round(len(latencies) / wall, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "max_ms": round(max(latencies) * 1000, 1),
+        "statuses": statuses,
+    }
+
+
+def start_server(home: str, port: int, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "QA_HOME": home, "QA_RATE_LIMIT": "1000000 per minute", "QA_CONSOLE_RATE_LIMIT": "1000000 per minute"}
+    server = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "serve", "--port", str(port), "--workers", str(workers)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"qa serve exited: {server.stderr.read()}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                time.sleep(2 * workers)  # /healthz answered by one worker; give the others time to warm up
+                return server
+        except OSError:
+            time.sleep(0.5)
+    server.terminate()
+    raise SystemExit("qa serve did not come up within 180 s")
+
+
+def write_report(report: str, path: Path) -> None:
+    text = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
+    section = re.compile(r"^## HTTP load\n.*?(?=^## |\Z)", re.S | re.M)
+    if section.search(text):
+        text = section.sub(lambda _: report, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + report
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, "utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", default=os.environ.get("QA_HOME"), help="knowledge base home with a built index (default $QA_HOME)")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=1600, help="total /v1/ask requests (bounded run)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
+    args = parser.parse_args()
+    if not args.home:
+        parser.error("give --home or set QA_HOME to a built knowledge base")
+
+    asked = questions()
+    load_before = os.getloadavg()[0]
+    port = free_port()
+    server = start_server(args.home, port, args.workers)
+    try:
+        run_load(port, "/v1/ask", args.clients, 4 * args.clients, asked)  # warm connections and caches
+        ask = run_load(port, "/v1/ask", args.clients, args.requests, asked)
+        console = run_load(port, "/v1/search", 1, 300, asked)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+    debounce = int(re.search(r"DEBOUNCE_MS = (\d+)", (ROOT / "qa_engine" / "static" / "console.js").read_text("utf-8")).group(1))
+    passages = json.loads((Path(args.home) / "indexes" / (Path(args.home) / "CURRENT").read_text().strip() / "manifest.json").read_text())["passages"]
+    report = f"""## HTTP load
+
+`python bench/load.py --clients {args.clients} --requests {args.requests} --workers {args.workers}` on {time.strftime('%Y-%m-%d')}:
+`qa serve` (gunicorn, {args.workers} sync workers) on 127.0.0.1 over the shipped corpus ({passages} passages), the
+clients in the same machine ({os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}), each with a keep-alive
+connection, asking the {len(asked)} questions of {"the dev set" if asked is not FALLBACK_QUESTIONS else "a built-in list"} in turn.
+`/v1/ask` records every question (query log, expert tickets), as in production. Load average
+before the run: {load_before:.1f} (other work on the machine skews the figures; rerun on an idle one).
+
+| endpoint | clients | requests | requests/s | p50 ms | p99 ms | max ms | statuses |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| POST /v1/ask | {args.clients} | {ask['requests']} | {ask['rps']} | {ask['p50_ms']} | {ask['p99_ms']} | {ask['max_ms']} | {ask['statuses']} |
+| POST /v1/search (console) | 1 | {console['requests']} | {console['rps']} | {console['p50_ms']} | {console['p99_ms']} | {console['max_ms']} | {console['statuses']} |
+
+The console waits {debounce} ms after the last keystroke before searching, so an answer appears
+{debounce + console['p50_ms']:.0f} ms (median) / {debounce + console['p99_ms']:.0f} ms (p99) after the agent stops typing (budget: 100 ms).
+"""
+    write_report(report, args.output)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

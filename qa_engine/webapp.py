@@ -1,0 +1,289 @@
+"""The HTTP API, the website consultation widget and the agent console, over one QAService.
+
+Routes parse the request, call one service method and return its result as JSON. Every error a
+client can cause comes back in one shape, ``{"error": {"code": ..., "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from .config import Settings
+from .errors import InvalidInput, QAError
+from .service import QAService, check_date
+
+log = logging.getLogger(__name__)
+
+api = Blueprint("api", __name__, url_prefix="/v1")  # what the widget and other sites call
+console_api = Blueprint("console_api", __name__, url_prefix="/v1")  # what the agent console calls
+pages = Blueprint("pages", __name__)  # widget script, demo page, console page, article pages
+
+ASK_FIELDS = {"question", "as_of", "top_k"}
+MAX_NAME_CHARS = 100
+MAX_COMMENT_CHARS = 1000
+
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+HTTP_MESSAGES = {
+    404: "no such endpoint: see /openapi.json",
+    413: "the request body is too large",
+    429: "too many requests from this client: wait a minute and try again",
+}
+
+
+def create_app(config: dict | None = None, service: QAService | None = None) -> Flask:
+    """The Flask app. ``service`` defaults to one built from ``QA_*`` settings; ``config`` overrides
+    Flask settings and the ``QA_RATE_LIMIT``, ``QA_CONSOLE_RATE_LIMIT`` and ``QA_CORS_ORIGINS`` keys."""
+    app = Flask(__name__)
+    service = service or QAService(Settings.from_env())
+    settings = service.settings
+    app.config.from_mapping(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        QA_RATE_LIMIT=settings.rate_limit,
+        QA_CONSOLE_RATE_LIMIT=settings.console_rate_limit,
+        QA_CORS_ORIGINS=settings.cors_origins,
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI="memory://",
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+    app.config.update(config or {})
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    app.extensions["qa_service"] = service
+
+    _add_rate_limits(app)
+    _add_cors(app)
+    app.register_blueprint(api)
+    app.register_blueprint(console_api)
+    app.register_blueprint(pages)
+    app.register_error_handler(QAError, _domain_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def _add_rate_limits(app: Flask) -> None:
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    limiter = Limiter(get_remote_address, app=app, default_limits=[])
+    limiter.limit(lambda: current_app.config["QA_RATE_LIMIT"])(api)
+    limiter.limit(lambda: current_app.config["QA_CONSOLE_RATE_LIMIT"])(console_api)
+
+
+def _add_cors(app: Flask) -> None:
+    origins = app.config["QA_CORS_ORIGINS"]
+    if isinstance(origins, str):
+        origins = [o.strip() for o in origins.split(",") if o.strip()]
+    if origins:
+        from flask_cors import CORS
+
+        CORS(app, resources={r"/v1/*": {"origins": origins}}, methods=["GET", "POST"], allow_headers=["Content-Type"])
+
+
+def qa() -> QAService:
+    return current_app.extensions["qa_service"]
+
+
+# ---- errors ---------------------------------------------------------------------------
+
+
+def error_response(status: int, code: str, message: str, headers: dict | None = None):
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _domain_error(exc: QAError):
+    return error_response(exc.http_status, exc.code, str(exc))
+
+
+def _http_error(exc: HTTPException):
+    status = exc.code or 500
+    message = HTTP_MESSAGES.get(status) or exc.description or exc.name
+    headers = {}
+    if status == 405 and getattr(exc, "valid_methods", None):
+        headers["Allow"] = ", ".join(exc.valid_methods)
+        message = f"{request.method} is not allowed here; use {headers['Allow']}"
+    return error_response(status, HTTP_CODES.get(status, exc.name.lower().replace(" ", "_")), message, headers)
+
+
+def _unexpected_error(exc: Exception):
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return error_response(500, "internal_error", "something went wrong on our side; please try again later")
+
+
+# ---- request bodies -------------------------------------------------------------------
+
+
+def json_body(allowed: set[str], required: set[str]) -> dict:
+    """The request body as a JSON object with only the ``allowed`` fields, all ``required`` present."""
+    raw = request.get_data(cache=True)
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidInput("the request body must be a JSON object (Content-Type: application/json)") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}; this endpoint takes {', '.join(sorted(allowed))}")
+    missing = sorted(name for name in required if data.get(name) is None)
+    if missing:
+        raise InvalidInput(f"{missing[0]} is required")
+    _check_text_is_unicode(data)
+    return data
+
+
+def _check_text_is_unicode(value) -> None:
+    """JSON can carry lone surrogates (\\ud800) that no database or tokenizer accepts."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput("text must be valid Unicode (no lone surrogate escapes)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text_is_unicode(key)
+            _check_text_is_unicode(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text_is_unicode(item)
+
+
+def optional_text(data: dict, name: str, limit: int) -> str:
+    value = data.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidInput(f"{name} must be text of at most {limit} characters")
+    return value
+
+
+# ---- the public API -------------------------------------------------------------------
+
+
+@api.post("/ask")
+def ask():
+    """Answer a question; records it (query log, expert ticket or complaint case) like `qa ask`."""
+    data = json_body(ASK_FIELDS, {"question"})
+    return jsonify(qa().ask(data["question"], _as_of(data.get("as_of")), data.get("top_k")))
+
+
+@api.get("/articles/<doc>/<article>")
+def article(doc: str, article: str):
+    return jsonify(qa().article(doc, article, _as_of(request.args.get("as_of"))))
+
+
+@api.post("/feedback")
+def feedback():
+    data = json_body({"answer_id", "helpful", "query_id", "comment"}, {"answer_id", "helpful"})
+    query_id = data.get("query_id")
+    if query_id is not None and (isinstance(query_id, bool) or not isinstance(query_id, int) or query_id < 1):
+        raise InvalidInput("query_id must be the positive whole number returned by /v1/ask")
+    comment = optional_text(data, "comment", MAX_COMMENT_CHARS)
+    feedback_id = qa().record_feedback(data["answer_id"], data["helpful"], query_id, comment)
+    return jsonify({"id": feedback_id}), 201
+
+
+@api.post("/escalations")
+def escalation():
+    """A taxpayer routed to the experts asks to be called back."""
+    data = json_body({"question", "name", "phone"}, {"question", "name", "phone"})
+    if isinstance(data["name"], str) and len(data["name"]) > MAX_NAME_CHARS:
+        raise InvalidInput(f"name must be at most {MAX_NAME_CHARS} characters")
+    case = qa().request_callback(data["question"], data["name"], data["phone"])
+    return jsonify({"case": case}), 201
+
+
+@api.post("/complaints")
+def complaint():
+    """A complaint (投诉) or a report (举报) for the complaint desk."""
+    data = json_body({"question", "contact"}, {"question"})
+    contact = data.get("contact")
+    if contact is not None:
+        if not isinstance(contact, dict) or set(contact) - {"name", "phone"}:
+            raise InvalidInput("contact must be an object with optional name and phone")
+        contact = {key: optional_text(contact, key, MAX_NAME_CHARS) for key in contact}
+        contact = {key: value.strip() for key, value in contact.items() if value.strip()} or None
+    case = qa().file_complaint(data["question"], contact)
+    return jsonify({"case": case}), 201
+
+
+# ---- what the agent console calls -----------------------------------------------------
+
+
+@console_api.post("/search")
+def search():
+    """Like /v1/ask, but records nothing: the console searches on every pause in typing."""
+    data = json_body(ASK_FIELDS, {"question"})
+    return jsonify(qa().ask(data["question"], _as_of(data.get("as_of")), data.get("top_k"), record=False))
+
+
+@console_api.post("/flags")
+def flag():
+    """An agent flags the question on the call to the expert team."""
+    data = json_body({"question", "note"}, {"question"})
+    ticket = qa().flag_for_experts(data["question"], optional_text(data, "note", MAX_COMMENT_CHARS))
+    return jsonify({"ticket": ticket}), 201
+
+
+def _as_of(value) -> str | None:
+    return None if value is None or value == "" else check_date(value)
+
+
+# ---- health, description, pages -------------------------------------------------------
+
+
+@pages.get("/healthz")
+def healthz():
+    """Ready when the current index is loaded; reports which build answers."""
+    retriever = qa().retriever()
+    return jsonify({"status": "ok", "index": retriever.index.manifest["build_id"]})
+
+
+@pages.get("/openapi.json")
+def openapi():
+    from .openapi import openapi_document
+
+    return jsonify(openapi_document(qa().settings, request.host_url.rstrip("/")))
+
+
+@pages.get("/widget.js")
+def widget_script():
+    script = Path(current_app.static_folder, "widget.js").read_text("utf-8")
+    return script, 200, {"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "public, max-age=300"}
+
+
+@pages.get("/")
+def home():
+    return redirect(url_for("pages.demo"))
+
+
+@pages.get("/demo")
+def demo():
+    return render_template("demo.html")
+
+
+@pages.get("/console")
+def console():
+    return render_template("console.html")
+
+
+@pages.get("/articles/<doc>/<article>")
+def article_page(doc: str, article: str):
+    """The full text of one article, for the widget's 查看条文全文 links."""
+    as_of = request.args.get("as_of") or None
+    return render_template("article.html", article=qa().article(doc, article, _as_of(as_of)))

@@ -1,0 +1,245 @@
+"""The HTTP API with the Flask test client: every endpoint, as the widget and the console use it."""
+
+import json
+import time
+
+import pytest
+
+from qa_engine.webapp import create_app
+
+ORIGIN = "https://etax.example.gov.cn"
+
+
+def test_ask_returns_the_cli_json_contract_and_records_it(client, answered_service):
+    response = client.post("/v1/ask", json={"question": "偶然所得的税率是多少", "as_of": "2026-11-27", "top_k": 2})
+    assert response.status_code == 200
+    assert response.content_type == "application/json"
+    data = response.get_json()
+    expected = answered_service.ask("偶然所得的税率是多少", "2026-11-27", 2, record=False)
+    assert {k: v for k, v in data.items() if k != "query_id"} == expected
+    assert list(data)[:5] == ["question", "as_of", "route", "confidence", "answers"]
+    assert len(data["answers"]) == 2
+    assert isinstance(data["query_id"], int)
+    assert answered_service.store.counts()["queries_logged"] == 1
+
+
+def test_ask_defaults_to_today_and_the_configured_top_k(client, answered_service):
+    data = client.post("/v1/ask", json={"question": "发票"}).get_json()
+    assert data["as_of"] == answered_service.today()
+    assert len(data["answers"]) <= answered_service.settings.top_k
+
+
+def test_ask_accepts_null_for_the_optional_fields(client):
+    response = client.post("/v1/ask", json={"question": "发票", "as_of": None, "top_k": None})
+    assert response.status_code == 200
+
+
+def test_answers_valid_then_are_served_for_a_past_date(client):
+    data = client.post("/v1/ask", json={"question": "虚开发票", "as_of": "2020-05-01"}).get_json()
+    docs = {c["doc"] for a in data["answers"] for c in a["citations"]}
+    assert "示例发票暂行条例(2011-01-08)" in docs and "示例发票法(2024-12-25)" not in docs
+
+
+def test_expert_route_opens_a_ticket_and_complaint_route_a_case(client, answered_service):
+    expert = client.post("/v1/ask", json={"question": "今天天气怎么样"}).get_json()
+    assert expert["route"] == "expert" and isinstance(expert["ticket"], int)
+    complaint = client.post("/v1/ask", json={"question": "我要投诉办税服务厅态度差"}).get_json()
+    assert complaint["route"] == "complaint" and isinstance(complaint["case"], int)
+    assert [c["id"] for c in answered_service.store.complaints()] == [complaint["case"]]
+
+
+def test_search_answers_like_ask_but_records_nothing(client, answered_service):
+    data = client.post("/v1/search", json={"question": "今天天气怎么样", "top_k": 3}).get_json()
+    assert data["route"] == "expert" and "ticket" not in data and "query_id" not in data
+    assert answered_service.store.counts()["queries_logged"] == 0
+    assert answered_service.store.queue_items() == []
+
+
+def test_article_with_its_validity(client):
+    response = client.get("/v1/articles/示例发票暂行条例(2011-01-08)/第二条?as_of=2026-11-27")
+    assert response.status_code == 200
+    data = response.get_json()
+    assert data["title"] == "中华人民共和国示例发票暂行条例"
+    assert data["status"] == "superseded"
+    assert data["effective_to"] == "2026-01-01"
+    assert "虚开发票" in data["text"]
+
+
+def test_article_by_short_title_is_the_version_in_force(client):
+    data = client.get("/v1/articles/示例发票法/第一条").get_json()
+    assert data["doc"] == "示例发票法(2024-12-25)"
+
+
+def test_unknown_article_is_404_and_a_bad_date_400(client):
+    missing = client.get("/v1/articles/示例发票法/第九十九条")
+    assert missing.status_code == 404
+    assert missing.get_json()["error"] == {"code": "not_found", "message": "no article 示例发票法 第九十九条 in the knowledge base"}
+    assert client.get("/v1/articles/示例发票法/第一条?as_of=2026-02-30").status_code == 400
+
+
+def test_feedback_is_recorded_against_the_answer_and_query(client, answered_service):
+    asked = client.post("/v1/ask", json={"question": "偶然所得怎么交税"}).get_json()
+    answer_id = asked["answers"][0]["id"]
+    response = client.post("/v1/feedback", json={"answer_id": answer_id, "helpful": False,
+                                                  "query_id": asked["query_id"], "comment": "没说清楚，电话13800138000"})
+    assert response.status_code == 201
+    row = answered_service.store.db.execute("SELECT answer_id, helpful, query_id, comment FROM feedback").fetchone()
+    assert row == (answer_id, 0, asked["query_id"], "没说清楚，电话[手机号]")
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"helpful": True}, "answer_id is required"),
+    ({"answer_id": "A1"}, "helpful is required"),
+    ({"answer_id": "A1", "helpful": "yes"}, "helpful must be true or false"),
+    ({"answer_id": 5, "helpful": True}, "answer_id must be non-empty text"),
+    ({"answer_id": "A1", "helpful": True, "query_id": True}, "query_id must be the positive whole number returned by /v1/ask"),
+    ({"answer_id": "A1", "helpful": True, "query_id": -3}, "query_id must be the positive whole number returned by /v1/ask"),
+    ({"answer_id": "A1", "helpful": True, "comment": "长" * 1001}, "comment must be text of at most 1000 characters"),
+])
+def test_bad_feedback_is_refused(client, body, message):
+    response = client.post("/v1/feedback", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["message"] == message
+
+
+def test_callback_request_returns_a_case_number(client, answered_service):
+    response = client.post("/v1/escalations", json={"question": "境外所得怎么申报", "name": "张三", "phone": "13800000000"})
+    assert response.status_code == 201
+    case = response.get_json()["case"]
+    item = next(i for i in answered_service.store.queue_items() if i["id"] == case)
+    assert item["kind"] == "callback" and json.loads(item["contact"]) == {"name": "张三", "phone": "13800000000"}
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"question": "境外所得", "name": "张三", "phone": "打我电话"}, "phone must be a telephone number"),
+    ({"question": "境外所得", "name": " ", "phone": "13800000000"}, "name must be non-empty text"),
+    ({"question": "境外所得", "name": "张" * 101, "phone": "13800000000"}, "name must be at most 100 characters"),
+    ({"question": "境外所得", "phone": "13800000000"}, "name is required"),
+    ({"question": "   ", "name": "张三", "phone": "13800000000"}, "question is empty"),
+])
+def test_bad_callback_requests_are_refused(client, body, message):
+    response = client.post("/v1/escalations", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["message"] == message
+
+
+def test_complaint_returns_a_case_number_with_its_category(client, answered_service):
+    response = client.post("/v1/complaints", json={"question": "有人卖发票，我要举报", "contact": {"name": "李四", "phone": ""}})
+    assert response.status_code == 201
+    case = response.get_json()["case"]
+    stored = next(c for c in answered_service.store.complaints() if c["id"] == case)
+    assert stored["category"] == "虚开发票" and json.loads(stored["contact"]) == {"name": "李四"}
+
+
+@pytest.mark.parametrize("contact", ["李四", {"email": "a@b.c"}, {"name": 5}, ["李四"]])
+def test_complaint_contact_must_be_name_and_phone(client, contact):
+    response = client.post("/v1/complaints", json={"question": "我要投诉", "contact": contact})
+    assert response.status_code == 400
+
+
+def test_agent_flag_goes_to_the_expert_queue(client, answered_service):
+    response = client.post("/v1/flags", json={"question": "来电人问身份证110101199003071234的退税", "note": "来电人很着急"})
+    assert response.status_code == 201
+    ticket = response.get_json()["ticket"]
+    item = next(i for i in answered_service.store.queue_items() if i["id"] == ticket)
+    assert item["kind"] == "agent" and item["question"] == "来电人问身份证[身份证号]的退税"
+    assert json.loads(item["contact"]) == {"note": "来电人很着急"}
+    assert client.post("/v1/flags", json={"question": ""}).status_code == 400
+
+
+def test_healthz_names_the_index_that_answers(client, answered_service):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "index": answered_service.stats()["index"]}
+
+
+def test_healthz_is_503_before_the_first_build(make_service, small_laws):
+    svc = make_service()
+    svc.ingest([small_laws])
+    response = create_app(service=svc).test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json()["error"] == {"code": "index_not_built", "message": 'no index has been built yet: run "qa build" first'}
+
+
+def test_a_rebuilt_index_is_picked_up_without_a_restart(client, answered_service, tmp_path):
+    before = client.get("/healthz").get_json()["index"]
+    extra = tmp_path / "more"
+    extra.mkdir()
+    (extra / "示例车船税法(2011-02-25).md").write_text(
+        "# 中华人民共和国示例车船税法\n\n2011年2月25日 通过\n\n<!-- INFO END -->\n\n"
+        "第一条 在中华人民共和国境内的车辆、船舶的所有人或者管理人，为车船税的纳税人。\n\n第二条 本法自2012年1月1日起施行。\n",
+        "utf-8")
+    answered_service.ingest([extra])
+    time.sleep(1.1)  # build ids have one-second resolution (index.py); two builds in one second collide
+    answered_service.build()
+    after = client.get("/healthz").get_json()["index"]
+    assert after != before
+    data = client.post("/v1/search", json={"question": "车船税的纳税人是谁"}).get_json()
+    assert data["answers"][0]["citations"][0]["doc"] == "示例车船税法(2011-02-25)"
+
+
+def test_openapi_describes_every_route(client, app):
+    doc = client.get("/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.")
+    routes = {rule.rule.replace("<", "{").replace(">", "}") for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/v1/") or rule.rule in ("/healthz", "/openapi.json")}
+    assert set(doc["paths"]) == routes
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            assert method in {"get", "post"} and operation["responses"], (path, method)
+    assert doc["paths"]["/v1/ask"]["post"]["requestBody"]["content"]["application/json"]["schema"]["required"] == ["question"]
+
+
+def test_rate_limit_per_client_answers_429(answered_service):
+    client = create_app({"QA_RATE_LIMIT": "2 per minute"}, service=answered_service).test_client()
+    for _ in range(2):
+        assert client.post("/v1/ask", json={"question": "发票"}).status_code == 200
+    limited = client.post("/v1/ask", json={"question": "发票"})
+    assert limited.status_code == 429
+    assert limited.get_json()["error"]["code"] == "rate_limited"
+    assert "Retry-After" in limited.headers
+    other = client.post("/v1/ask", json={"question": "发票"}, environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert other.status_code == 200, "the limit is per client"
+    assert client.get("/healthz").status_code == 200, "health checks are not limited"
+
+
+def test_console_search_has_its_own_limit(answered_service):
+    client = create_app({"QA_RATE_LIMIT": "1 per minute", "QA_CONSOLE_RATE_LIMIT": "3 per minute"},
+                        service=answered_service).test_client()
+    assert [client.post("/v1/search", json={"question": "发票"}).status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+def test_cors_allows_configured_origins_only(client):
+    allowed = client.options("/v1/ask", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+                                                 "Access-Control-Request-Headers": "Content-Type"})
+    assert allowed.headers.get("Access-Control-Allow-Origin") == ORIGIN
+    asked = client.post("/v1/ask", json={"question": "发票"}, headers={"Origin": ORIGIN})
+    assert asked.headers.get("Access-Control-Allow-Origin") == ORIGIN
+    other = client.post("/v1/ask", json={"question": "发票"}, headers={"Origin": "https://evil.example.com"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_no_cross_origin_access_unless_configured(answered_service):
+    client = create_app(service=answered_service).test_client()
+    response = client.post("/v1/ask", json={"question": "发票"}, headers={"Origin": ORIGIN})
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_widget_script_demo_and_console_pages(client):
+    script = client.get("/widget.js")
+    assert script.status_code == 200 and script.content_type.startswith("text/javascript")
+    assert "innerHTML" not in script.get_data(as_text=True)
+    demo = client.get("/demo").get_data(as_text=True)
+    assert '<script src="/widget.js" data-endpoint="http://localhost"></script>' in demo
+    console = client.get("/console")
+    assert console.status_code == 200 and "坐席知识库" in console.get_data(as_text=True)
+    with client.get("/static/console.js") as console_script:
+        assert "innerHTML" not in console_script.get_data(as_text=True)
+    assert client.get("/").headers["Location"].endswith("/demo")
+
+
+def test_article_page_shows_the_full_text_escaped(client):
+    page = client.get("/articles/示例发票暂行条例(2011-01-08)/第二条?as_of=2026-11-27")
+    assert page.status_code == 200 and page.content_type.startswith("text/html")
+    html = page.get_data(as_text=True)
+    assert "任何单位和个人不得虚开发票" in html and "已废止" in html

@@ -1,0 +1,132 @@
+"""`qa serve`: gunicorn workers over a built home, switching to a rebuilt index without a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import SMALL_LAWS
+from qa_engine.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CAR_TAX_LAW = """# 中华人民共和国示例车船税法
+
+2011年2月25日 第十一届全国人民代表大会常务委员会第十九次会议通过
+
+<!-- INFO END -->
+
+第一条 在中华人民共和国境内属于本法所附税目税额表规定的车辆、船舶的所有人或者管理人，为车船税的纳税人。
+
+第二条 本法自2012年1月1日起施行。
+"""
+
+
+def test_serve_without_an_index_says_what_to_do(tmp_path):
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path / "empty"), "serve", "--port", "1"])
+    assert result.exit_code == 1
+    assert result.output == f'Error: no index has been built in {tmp_path / "empty"}: run "qa build" first\n'
+
+
+def test_serve_help_has_an_example():
+    result = CliRunner().invoke(cli, ["serve", "--help"])
+    assert result.exit_code == 0 and "qa serve --port 8000 --workers 2" in result.output
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def qa(home: Path, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], env={**os.environ, "QA_HOME": str(home)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def call(url: str, body: dict | None = None, timeout: float = 30) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.slow
+def test_workers_pick_up_a_rebuild_without_failing_requests(tmp_path):
+    laws, extra, home = tmp_path / "laws", tmp_path / "extra", tmp_path / "home"
+    laws.mkdir()
+    extra.mkdir()
+    for name, text in SMALL_LAWS.items():
+        (laws / name).write_text(text, "utf-8")
+    (extra / "示例车船税法(2011-02-25).md").write_text(CAR_TAX_LAW, "utf-8")
+    qa(home, "ingest", str(laws))
+    qa(home, "build")
+    first = (home / "CURRENT").read_text().strip()
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "serve", "--port", str(port), "--workers", "2"],
+                              env={**os.environ, "QA_HOME": str(home), "QA_RATE_LIMIT": "100000 per minute"},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if call(f"{base}/healthz", timeout=5)[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None and time.time() < deadline, "qa serve did not come up"
+            time.sleep(0.5)
+
+        outcomes: list[object] = []
+        stop = threading.Event()
+
+        def keep_asking():
+            while not stop.is_set():
+                try:
+                    outcomes.append(call(f"{base}/v1/ask", {"question": "偶然所得的税率是多少"})[0])
+                except OSError as exc:
+                    outcomes.append(exc)
+
+        askers = [threading.Thread(target=keep_asking) for _ in range(3)]
+        for thread in askers:
+            thread.start()
+        qa(home, "ingest", str(extra))
+        qa(home, "build")
+        second = (home / "CURRENT").read_text().strip()
+        assert second != first
+
+        seen = []
+        deadline = time.time() + 120
+        while seen[-6:] != [second] * 6:  # several answers in a row, so from every worker
+            assert time.time() < deadline, f"workers still answer from {seen[-6:]}"
+            seen.append(call(f"{base}/healthz")[1]["index"])
+        stop.set()
+        for thread in askers:
+            thread.join(timeout=60)
+
+        assert len(outcomes) > 10
+        assert set(outcomes) == {200}, [o for o in outcomes if o != 200][:5]
+        status, data = call(f"{base}/v1/ask", {"question": "车船税的纳税人是谁"})
+        assert status == 200 and data["answers"][0]["citations"][0]["doc"] == "示例车船税法(2011-02-25)"
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=60)[0]
+    assert "Traceback" not in output, output
