@@ -347,6 +347,8 @@ class QAService:
     def check_top_k(self, top_k) -> int:
         if top_k is None:
             return self.settings.top_k
+        if isinstance(top_k, float) and top_k.is_integer():  # JSON 5.0 is the whole number 5
+            top_k = int(top_k)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= 50:
             raise InvalidInput("top_k must be a whole number from 1 to 50")
         return top_k
