@@ -45,10 +45,15 @@ def read_rows(path: Path) -> tuple[list[tuple[int, dict]], list[dict]]:
         table = _xlsx_table(path)
     elif suffix == ".csv":
         text, _ = read_text(path)
-        table = _csv_table(text)
+        table = _csv_table(text, str(path))
     else:
-        return _jsonl_rows(path)
-    return _rows_from_table(table, str(path))
+        rows, errors = _jsonl_rows(path)
+        table = None
+    if table is not None:
+        rows, errors = _rows_from_table(table, str(path))
+    if not rows and not errors:
+        raise ParseError(f"{path}: holds no answers")
+    return rows, errors
 
 
 def _jsonl_rows(path: Path) -> tuple[list[tuple[int, dict]], list[dict]]:
@@ -64,9 +69,16 @@ def _jsonl_rows(path: Path) -> tuple[list[tuple[int, dict]], list[dict]]:
     return rows, errors
 
 
-def _csv_table(text: str) -> list[tuple[int, list]]:
+def _csv_table(text: str, where: str) -> list[tuple[int, list]]:
     reader = csv.reader(io.StringIO(text, newline=""))
-    return [(reader.line_num, cells) for cells in reader]
+    table: list[tuple[int, list]] = []
+    try:
+        for cells in reader:
+            table.append((reader.line_num, cells))
+    except csv.Error as exc:
+        row = table[-1][0] + 1 if table else 1
+        raise ParseError(f"{where} row {row}: not readable as CSV ({exc})") from None
+    return table
 
 
 def _xlsx_table(path: Path) -> list[tuple[int, list]]:
@@ -74,24 +86,29 @@ def _xlsx_table(path: Path) -> list[tuple[int, list]]:
 
     import openpyxl
 
-    try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=False)
-    except (BadZipFile, OSError, KeyError, ValueError) as exc:
-        raise ParseError(f"{path}: cannot read it as an Excel .xlsx workbook ({exc})") from None
-    try:
-        sheet = workbook["answers"] if "answers" in workbook.sheetnames else workbook.worksheets[0]
-        table = []
-        for number, cells in enumerate(sheet.iter_rows(), start=1):
-            values = []
-            for cell in cells:
-                if cell.data_type == "f":
-                    values.append(_Formula(f"{cell.coordinate} holds a formula ({cell.value}); paste values only"))
-                else:
-                    values.append(cell.value)
-            table.append((number, values))
-        return table
-    finally:
-        workbook.close()
+    table = []
+    with open(path, "rb") as handle:  # our handle, so a damaged file is closed whatever openpyxl raises
+        try:
+            workbook = openpyxl.load_workbook(handle, read_only=True, data_only=False)
+        except (BadZipFile, OSError, KeyError, ValueError) as exc:
+            raise ParseError(f"{path}: cannot read it as an Excel .xlsx workbook ({exc})") from None
+        except Exception as exc:  # damaged XML inside the zip: openpyxl lets the parser's own error through
+            raise ParseError(f"{path}: the workbook is damaged ({type(exc).__name__}: {exc})") from None
+        try:
+            sheet = workbook["answers"] if "answers" in workbook.sheetnames else workbook.worksheets[0]
+            for number, cells in enumerate(sheet.iter_rows(), start=1):
+                values = []
+                for cell in cells:
+                    if cell.data_type == "f":
+                        values.append(_Formula(f"{cell.coordinate} holds a formula ({cell.value}); paste values only"))
+                    else:
+                        values.append(cell.value)
+                table.append((number, values))
+        except Exception as exc:  # a damaged sheet raises XML, zip or value errors from deep inside openpyxl
+            raise ParseError(f"{path} row {len(table) + 1}: the workbook is damaged ({type(exc).__name__}: {exc})") from None
+        finally:
+            workbook.close()
+    return table
 
 
 class _Formula(str):

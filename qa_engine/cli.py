@@ -349,6 +349,42 @@ def eval_command(ctx, gold, baseline, channels, as_json):
         click.echo(format_table(reports["qa_engine"]["by_kind"]))
 
 
+@cli.command("backup")
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.pass_context
+def backup_command(ctx, dest):
+    """Back up the knowledge base and the current index to a new folder DEST.
+
+    Safe while the server runs (SQLite online backup); every file gets a checksum.
+
+    \b
+    Example:
+        qa backup /backups/qa-2026-11-27
+    """
+    result = service(ctx).backup(dest)
+    database, index = result["database"], result["index"]
+    click.echo(f"backed up {database['documents']} documents, {database['answers']} answers"
+               f"{' and index ' + index['build_id'] if index else ' (no index built yet)'} to {dest}")
+
+
+@cli.command("restore")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the knowledge base already in the home (it is kept in <home>/replaced/).")
+@click.pass_context
+def restore_command(ctx, src, force):
+    """Restore a backup made by "qa backup", after checking every file's checksum.
+
+    \b
+    Example:
+        qa restore /backups/qa-2026-11-27 --force
+    """
+    result = service(ctx).restore(src, force)
+    click.echo(f"restored {result['documents']} documents, {result['answers']} answers"
+               f"{' and index ' + result['index'] if result['index'] else ''} from {src}")
+    if result["replaced"]:
+        click.echo(f"the knowledge base it replaced is kept in {result['replaced']}")
+
+
 from .cli_curation import register  # noqa: E402  (answers, queue, complaints, terms, synonyms, report)
 
 register(cli)

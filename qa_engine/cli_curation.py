@@ -285,8 +285,8 @@ def answers_import(ctx, file, skip_invalid, by, as_json):
         for error in report.errors:
             click.echo(f"Error: {error['error']}", err=True)
         if report.errors and not report.applied:
-            click.echo(f"Error: {len(report.errors)} invalid row(s); nothing was imported (fix them or use --skip-invalid)",
-                       err=True)
+            click.echo(f"Error: {file}: {len(report.errors)} invalid row(s); nothing was imported "
+                       "(fix them or use --skip-invalid)", err=True)
     if report.errors and not report.applied:
         ctx.exit(1)
 

@@ -35,6 +35,7 @@ HEADER_EFFECTIVE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日\s*施行")
 TITLE_IN_BRACKETS = re.compile(r"《([^》]+)》")
 LAW_SUFFIXES = (".md", ".markdown", ".txt")
 MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_LINE_CHARS = 100_000  # the longest line in the 40 shipped laws has 239; longer means not a text file
 
 
 @dataclass(frozen=True)
@@ -132,11 +133,15 @@ def read_text(path: Path) -> tuple[str, bytes]:
     if b"\x00" in data:
         raise ParseError(f"{path}: looks like a binary file, expected UTF-8 text")
     try:
-        return data.decode("utf-8-sig"), data
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ParseError(
             f"{path}: not valid UTF-8 (byte {exc.start}); convert it, e.g. iconv -f GBK -t UTF-8"
         ) from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if len(line) > MAX_LINE_CHARS:
+            raise ParseError(f"{path} line {number}: {len(line)} characters on one line (at most {MAX_LINE_CHARS})")
+    return text, data
 
 
 def parse_law_file(path: Path) -> Document:
@@ -270,9 +275,15 @@ ANSWER_CSV_COLUMNS = ["question", "alternatives", "answer", "citations", "catego
 
 def parse_answers_file(path: Path) -> list[ApprovedAnswer]:
     text, _ = read_text(path)
+    if not text.strip():
+        raise ParseError(f"{path}: holds no answers")
     if path.suffix.lower() == ".csv":
-        return parse_answers_csv(text, str(path))
-    return parse_answers_jsonl(text, str(path))
+        answers = parse_answers_csv(text, str(path))
+    else:
+        answers = parse_answers_jsonl(text, str(path))
+    if not answers:
+        raise ParseError(f"{path}: holds no answers")
+    return answers
 
 
 def parse_answers_jsonl(text: str, where: str) -> list[ApprovedAnswer]:
@@ -290,15 +301,23 @@ def parse_answers_jsonl(text: str, where: str) -> list[ApprovedAnswer]:
 
 def parse_answers_csv(text: str, where: str) -> list[ApprovedAnswer]:
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        reader.fieldnames
+    except csv.Error as exc:
+        raise ParseError(f"{where} row 1: not readable as CSV ({exc})") from None
     missing = {"question", "answer", "citations"} - set(reader.fieldnames or [])
     if missing:
         raise ParseError(f"{where}: missing CSV column(s) {', '.join(sorted(missing))}")
     answers = []
-    for number, row in enumerate(reader, start=2):
-        row = {k: (v or "").strip() for k, v in row.items() if k}
-        row["alternatives"] = [a.strip() for a in row.get("alternatives", "").split("|") if a.strip()]
-        row["citations"] = parse_citation_list(row.get("citations", ""), f"{where} row {number}")
-        answers.append(answer_from_dict(row, f"{where} row {number}"))
+    number = 1
+    try:
+        for number, row in enumerate(reader, start=2):
+            row = {k: (v or "").strip() for k, v in row.items() if k}
+            row["alternatives"] = [a.strip() for a in row.get("alternatives", "").split("|") if a.strip()]
+            row["citations"] = parse_citation_list(row.get("citations", ""), f"{where} row {number}")
+            answers.append(answer_from_dict(row, f"{where} row {number}"))
+    except csv.Error as exc:
+        raise ParseError(f"{where} row {number + 1}: not readable as CSV ({exc})") from None
     return answers
 
 

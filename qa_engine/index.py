@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,9 +84,8 @@ def write_index(
     """Write a complete index next to the current one and switch to it atomically."""
     builds = home / "indexes"
     builds.mkdir(parents=True, exist_ok=True)
-    build_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    scratch = builds / f"{build_id}.tmp"
-    scratch.mkdir()
+    remove_abandoned_builds(builds)
+    build_id, scratch = _new_scratch(builds)
     bm25.save(scratch)
     DenseIndex.build(vectors, dense_kind).save(scratch / "dense.faiss")
     (scratch / "homophones.json").write_text(json.dumps(homophones, ensure_ascii=False), "utf-8")
@@ -163,6 +161,48 @@ def _fsync_folder(folder: Path) -> None:
     for path in folder.iterdir():
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
+
+
+def _new_scratch(builds: Path) -> tuple[str, Path]:
+    """A fresh build id (time to the millisecond, then the process id) and its scratch folder;
+    two builds in one second of one process get different ids."""
+    while True:
+        now = time.time()
+        build_id = time.strftime("%Y%m%dT%H%M%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}-{os.getpid()}"
+        scratch = builds / f"{build_id}.tmp"
+        if not (builds / build_id).exists():
+            try:
+                scratch.mkdir()
+                return build_id, scratch
+            except FileExistsError:
+                pass
+        time.sleep(0.002)
+
+
+def remove_abandoned_builds(builds: Path) -> list[str]:
+    """Delete ``<build id>.tmp`` folders left by builds that were killed; a build still running
+    (its process id, the suffix of the build id, is alive) keeps its folder."""
+    removed = []
+    for scratch in builds.glob("*.tmp"):
+        try:
+            pid = int(scratch.name[: -len(".tmp")].rsplit("-", 1)[1])
+        except (IndexError, ValueError):
+            pid = None
+        if pid is not None and _process_alive(pid):
+            continue
+        shutil.rmtree(scratch, ignore_errors=True)
+        removed.append(scratch.name)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _remove_old_builds(builds: Path, keep: str) -> None:

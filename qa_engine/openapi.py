@@ -10,8 +10,9 @@ def openapi_document(settings: Settings, server_url: str = "") -> dict:
     limit = settings.max_question_chars
     question = {"type": "string", "minLength": 1, "maxLength": limit, "pattern": r"\S",
                 "description": f"The question in Chinese; not blank, at most {limit} characters."}
-    as_of = {"type": ["string", "null"], "format": "date", "example": "2026-11-27",
-             "description": "Answer as the rules stood on this date (YYYY-MM-DD); default today."}
+    as_of = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "maxLength": 0}, {"type": "null"}],
+             "example": "2026-11-27",
+             "description": "Answer as the rules stood on this date (YYYY-MM-DD); empty or null means today."}
     ask_body = {
         "type": "object",
         "required": ["question"],

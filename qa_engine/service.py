@@ -117,6 +117,10 @@ class QAService:
         self.ingest_document(parse_law_file(path), report)
 
     def _ingest_answers(self, path: Path, by: str, skip_invalid: bool, report: IngestReport) -> None:
+        with self.store.transaction():  # one write for the file: a crash stores all of its answers or none
+            self._ingest_answer_rows(path, by, skip_invalid, report)
+
+    def _ingest_answer_rows(self, path: Path, by: str, skip_invalid: bool, report: IngestReport) -> None:
         for number, answer in enumerate(parse_answers_file(path), start=1):
             where = f"{path} answer {number}"
             if skip_invalid:
@@ -385,6 +389,8 @@ class QAService:
     def check_top_k(self, top_k) -> int:
         if top_k is None:
             return self.settings.top_k
+        if isinstance(top_k, float) and top_k.is_integer():  # JSON 5.0 is the whole number 5
+            top_k = int(top_k)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= 50:
             raise InvalidInput("top_k must be a whole number from 1 to 50")
         return top_k
@@ -520,6 +526,24 @@ class QAService:
         details = {k: v for k, v in {"note": redact(note.strip()), "by": by}.items() if v}
         return self.store.add_queue_item(redact(question), "agent", details or None, due)
 
+
+    # ---- backup and restore ---------------------------------------------------
+
+    def backup(self, dest: Path) -> dict:
+        """Copy the knowledge base (SQLite online backup) and the current index, with checksums, to ``dest``."""
+        from . import backup
+
+        with self._lock:
+            return backup.backup(self.home, self.store.db.conn, Path(dest))
+
+    def restore(self, src: Path, force: bool = False) -> dict:
+        """Bring back a backup made by :meth:`backup`; refuses to replace a knowledge base unless ``force``."""
+        from . import backup
+
+        with self._lock:
+            result = backup.restore(self.home, self.store.db.conn, Path(src), force)
+            self._analyzer = self._retriever = self._loaded_build = None
+        return result
 
     # ==== curation: answers, expert queue, complaint desk, dictionary, reports ====
     # Thin calls into curation.py, queue.py, complaints.py, dictionary_admin.py and report.py,

@@ -99,9 +99,9 @@ class Store:
         connection.execute("PRAGMA foreign_keys=ON")
         connection.execute("PRAGMA busy_timeout=30000")
         self.db = sqlite_utils.Database(connection)
-        self._depth = 0
         # One connection is shared by the threads of a server: transactions must not interleave.
         self._write_lock = threading.RLock()
+        self._depth = 0
         self._migrate()
 
     def _migrate(self) -> None:
@@ -115,8 +115,8 @@ class Store:
 
     @contextmanager
     def transaction(self):
-        """One atomic change. Nested calls join the outer transaction (an import of many answers
-        is all or nothing); the threads of a server sharing this connection take turns."""
+        """One atomic change. Nested calls (in the thread holding the write lock) join the outer
+        transaction (an import of many answers is all or nothing)."""
         with self._write_lock:
             if self._depth:
                 self._depth += 1

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from .config import Settings
 from .errors import InvalidInput, QAError
+from .privacy import RedactingFilter
 from .service import QAService, check_date
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ def create_app(config: dict | None = None, service: QAService | None = None) -> 
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.extensions["qa_service"] = service
+    if not any(isinstance(f, RedactingFilter) for f in log.filters):
+        log.addFilter(RedactingFilter())  # an unexpected error's log line may quote what a caller typed
 
     _add_rate_limits(app)
     _add_cors(app)

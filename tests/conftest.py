@@ -122,6 +122,24 @@ def service(make_service, small_laws) -> QAService:
     return svc
 
 
+
+
+@pytest.fixture(scope="module")
+def module_service(tmp_path_factory) -> QAService:
+    """Like ``service`` but shared by one test module: for tests that only read, or that compare
+    the knowledge base before and after what they do (building per test costs seconds)."""
+    root = tmp_path_factory.mktemp("module-kb")
+    laws = root / "laws"
+    laws.mkdir()
+    for name, text in SMALL_LAWS.items():
+        (laws / name).write_text(text, "utf-8")
+    svc = QAService(Settings.from_env(environ={}, home=root / "home"), embedder=FakeEmbedder())
+    assert svc.ingest([laws]).errors == []
+    svc.build()
+    yield svc
+    svc.store.close()
+
+
 @pytest.fixture
 def run_cli(service, monkeypatch):
     """Runs `qa ...` through click against the ``service`` fixture; returns the click Result.
@@ -162,6 +180,8 @@ def static_model(tmp_path):
     module = "sentence_transformers.sentence_transformer.modules.static_embedding.StaticEmbedding"
     (folder / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": module}]))
     return folder, tokenizer, weights
+
+
 
 
 # An approved answer whose text carries HTML: every front end must show it as text and run nothing.

@@ -153,7 +153,7 @@ def test_an_invalid_row_imports_nothing_unless_skip_invalid(run_cli, service, tm
     assert result.output.splitlines() == [
         "Error: row 2: cites 示例个人所得税法 第九十条, but 示例个人所得税法(2018-08-31) has no 第九十条",
         "Error: row 3: invalid JSON (Expecting property name enclosed in double quotes)",
-        "Error: 2 invalid row(s); nothing was imported (fix them or use --skip-invalid)",
+        f"Error: {file}: 2 invalid row(s); nothing was imported (fix them or use --skip-invalid)",
     ]
     assert service.list_answers() == []
     skipped = run_cli("answers", "import", file, "--by", "王芳", "--skip-invalid", "--json")

@@ -1,0 +1,131 @@
+"""`qa backup` and `qa restore`: a restored knowledge base answers exactly as the original did."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from qa_engine.backup import BackupError
+from qa_engine.errors import InvalidInput
+
+from conftest import FakeEmbedder
+
+QUESTIONS = ["中奖了交多少个税", "偶然所得的税率是多少", "虚开发票怎么处罚", "居民个人是谁", "外星人交什么税"]
+ANSWER = {"question": "中奖了交多少个税", "answer": "偶然所得按百分之二十缴纳。",
+          "citations": [{"doc": "示例个人所得税法", "article": "第三条"}]}
+NEW_LAW = "# 中华人民共和国示例印花税法\n2021年6月10日 通过\n<!-- INFO END -->\n第一条 书立应税凭证的单位和个人，为印花税的纳税人。\n"
+
+
+def answers_to(svc) -> list[dict]:
+    return [svc.ask(q, as_of="2026-06-01", record=False) for q in QUESTIONS]
+
+
+@pytest.fixture
+def curated(service):
+    service.approve_answer(service.add_answer(ANSWER, by="王芳")["id"], by="王芳")
+    service.ask("偶然所得的税率是多少", record=True)
+    return service
+
+
+def test_restore_into_a_new_home_answers_identically(curated, make_service, tmp_path):
+    before = answers_to(curated)
+    result = curated.backup(tmp_path / "backup")
+    assert result["database"]["answers"] == 1 and result["index"]["passages"] == 10
+    assert not (tmp_path / "backup.partial").exists()
+    other = make_service(home=tmp_path / "elsewhere")
+    restored = other.restore(tmp_path / "backup")
+    assert restored["index"] == result["index"]["build_id"] and restored["replaced"] is None
+    assert answers_to(other) == before
+    assert other.stats() == curated.stats()
+    answer_id = curated.list_answers()[0]["id"]
+    assert other.answer_history(answer_id) == curated.answer_history(answer_id)
+
+
+def test_restore_over_a_changed_knowledge_base_brings_back_the_old_answers(curated, tmp_path):
+    before = answers_to(curated)
+    curated.backup(tmp_path / "backup")
+    (tmp_path / "laws" / "示例印花税法(2021-06-10).md").write_text(NEW_LAW, "utf-8")
+    curated.ingest([tmp_path / "laws"])
+    answer_id = curated.list_answers()[0]["id"]
+    curated.edit_answer(answer_id, {"answer": "改过的答复。"}, by="李明")
+    curated.build()
+    assert answers_to(curated) != before
+    with pytest.raises(InvalidInput, match="already holds a knowledge base .*pass --force"):
+        curated.restore(tmp_path / "backup")
+    result = curated.restore(tmp_path / "backup", force=True)
+    assert answers_to(curated) == before  # the same service object: a running server picks it up
+    assert curated.answer_detail(answer_id)["answer"] == ANSWER["answer"]
+    assert curated.stats()["documents"] == 3
+    kept = json.loads(json.dumps(result))["replaced"]
+    assert kept and (tmp_path / "home" / "replaced").is_dir()
+
+
+def test_a_damaged_backup_is_refused_and_changes_nothing(curated, make_service, tmp_path):
+    curated.backup(tmp_path / "backup")
+    passages = next((tmp_path / "backup" / "indexes").iterdir()) / "passages.jsonl"
+    passages.write_text(passages.read_text("utf-8").replace("百分之二十", "百分之十"), "utf-8")
+    other = make_service(home=tmp_path / "elsewhere")
+    with pytest.raises(BackupError, match=r"passages.jsonl does not match its checksum in backup.json: the backup is damaged"):
+        other.restore(tmp_path / "backup")
+    assert other.stats()["documents"] == 0 and other.stats()["index"] is None
+    with pytest.raises(BackupError, match="is not a backup: it has no backup.json"):
+        other.restore(tmp_path / "laws")
+
+
+def test_backup_needs_a_new_folder(curated, tmp_path):
+    with pytest.raises(InvalidInput, match="already exists and is not empty"):
+        curated.backup(tmp_path / "laws")
+
+
+def test_backup_while_others_write_is_consistent(curated, make_service, tmp_path):
+    writer = make_service(home=curated.home)
+    stop = threading.Event()
+
+    def write():
+        while not stop.is_set():
+            writer.record_feedback("x", True)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        manifests = [curated.backup(tmp_path / f"backup{n}") for n in range(3)]
+    finally:
+        stop.set()
+        thread.join()
+    assert all(m["database"]["documents"] == 3 for m in manifests)  # integrity checked on each copy
+
+
+def test_the_trained_model_travels_with_the_index(make_service, small_laws, tmp_path):
+    class HomeModel(FakeEmbedder):
+        """Stands in for the corpus-trained model, which lives in <home>/models/."""
+
+    home = tmp_path / "home"
+    (home / "models" / "corpus-model").mkdir(parents=True)
+    (home / "models" / "corpus-model" / "weights.bin").write_bytes(b"\x01\x02")
+    HomeModel.name = str((home / "models" / "corpus-model").resolve())
+    svc = make_service(home=home)
+    svc._embedder = HomeModel()
+    svc.ingest([small_laws])
+    svc.build()
+    manifest = svc.backup(tmp_path / "backup")
+    assert manifest["model"] == "corpus-model" and "models/corpus-model/weights.bin" in manifest["files"]
+    other = make_service(home=tmp_path / "elsewhere")
+    other.restore(tmp_path / "backup")
+    build = other.stats()["index"]
+    restored = json.loads((tmp_path / "elsewhere" / "indexes" / build / "manifest.json").read_text("utf-8"))
+    assert restored["embedder"] == "models/corpus-model"  # relative to the home it is restored into
+    assert (tmp_path / "elsewhere" / "models" / "corpus-model" / "weights.bin").read_bytes() == b"\x01\x02"
+
+
+def test_cli_backup_and_restore(run_cli, curated, tmp_path):
+    result = run_cli("backup", tmp_path / "b")
+    assert result.exit_code == 0
+    build = curated.stats()["index"]
+    assert result.output == f"backed up 3 documents, 1 answers and index {build} to {tmp_path / 'b'}\n"
+    refused = run_cli("restore", tmp_path / "b")
+    assert refused.exit_code == 1 and refused.output.startswith("Error: ") and "pass --force" in refused.output
+    restored = run_cli("restore", tmp_path / "b", "--force")
+    assert restored.exit_code == 0
+    assert restored.output.splitlines()[0] == f"restored 3 documents, 1 answers and index {build} from {tmp_path / 'b'}"

@@ -1,0 +1,37 @@
+"""The store: every SQL statement takes values as parameters, never formatted into the text."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "qa_engine"
+# Formatted SQL that holds no input: fixed table names from the code, the schema version, and
+# column names that are keyword arguments in the code (queue and complaint events); values are "?".
+ALLOWED = {("backup.py", "SELECT count(*) FROM {table}"), ("backup.py", "SELECT count(*) FROM {t}"),
+           ("store.py", "PRAGMA user_version = {number}"),
+           ("complaints.py", "UPDATE complaints SET {assignments}history = ? WHERE id = ?"),
+           ("queue.py", "UPDATE queue SET {assignments}, history = ? WHERE id = ?")}
+
+
+def formatted_sql_calls() -> set[tuple[str, str]]:
+    found = set()
+    for path in PACKAGE.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in {"execute", "executescript", "execute_returning_dicts", "query"}:
+                if node.args and isinstance(node.args[0], (ast.JoinedStr, ast.BinOp)) or (
+                        node.args and isinstance(node.args[0], ast.Call) and getattr(node.args[0].func, "attr", "") == "format"):
+                    found.add((path.name, ast.unparse(node.args[0])[2:-1]))
+    return found
+
+
+def test_all_sql_is_parameterised():
+    assert formatted_sql_calls() - ALLOWED == set()
+
+
+def test_hostile_text_is_stored_as_text(service):
+    hostile = "'); DROP TABLE answers; -- 偶然所得"
+    response = service.ask(hostile, record=True)
+    stored = service.store.db.execute("SELECT question FROM query_log WHERE id = ?", [response["query_id"]]).fetchone()[0]
+    assert stored == hostile
+    assert service.store.counts()["documents"] == 3
