@@ -93,8 +93,10 @@ def ingest(ctx, paths, china_law, by, skip_invalid, as_json):
             f"documents: {len(report.added)} added, {len(report.replaced)} replaced, {len(report.unchanged)} unchanged; "
             f"answers: {len(report.answers)}"
         )
-        for warning in report.skipped:
+        for warning in report.skipped[:3]:
             click.echo(f"Warning: skipped {warning}", err=True)
+        if len(report.skipped) > 3:
+            click.echo(f"Warning: {len(report.skipped) - 3} more skipped (--json lists them all)", err=True)
         for error in report.errors:
             click.echo(f"Error: {error}", err=True)
     if report.errors:
