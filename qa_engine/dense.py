@@ -240,9 +240,9 @@ def _contrastive_training(model, pairs: list[tuple[str, str]], epochs: int, lear
             use_cpu=True,
             seed=13,
         )
-        trainer = SentenceTransformerTrainer(
-            model=model, args=arguments, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model)
-        )
         # The trainer prints its metrics and model-card progress; the CLI shows its own progress.
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            trainer = SentenceTransformerTrainer(
+                model=model, args=arguments, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model)
+            )
             trainer.train()
