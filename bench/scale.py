@@ -77,7 +77,6 @@ def build(size: int, work: Path, source: Path, dense_kind: str) -> dict:
     """Build the engine's index over ``size`` synthetic passages in ``<work>/n<size>/home``."""
     import qa_engine.index
     from bench.fast_bm25 import bm25_from_token_ids
-    from bench.ivf import ProposedDenseIndex
     from bench.synthetic import synthesise
     from qa_engine.static_embedder import StaticEmbedder
     from qa_engine.text import Dictionary, TextAnalyzer
@@ -124,7 +123,6 @@ def build(size: int, work: Path, source: Path, dense_kind: str) -> dict:
     t = time.perf_counter()
     passages = list(corpus.passages())
     timings["passages_s"] = time.perf_counter() - t
-    qa_engine.index.DenseIndex = ProposedDenseIndex  # adds kind "ivf" (bench/proposals/dense-ivf.patch)
     t = time.perf_counter()
     index_folder = qa_engine.index.write_index(home, passages, bm25, vectors, embedder,
                                                analyzer.dictionary.fingerprint(),
