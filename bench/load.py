@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,8 +49,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def post(connection: http.client.HTTPConnection, path: str, body: dict) -> int:
-    connection.request("POST", path, json.dumps(body, ensure_ascii=False).encode(), {"Content-Type": "application/json"})
+def post(connection: http.client.HTTPConnection, path: str, body: dict, key: str = "") -> int:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    connection.request("POST", path, json.dumps(body, ensure_ascii=False).encode(), headers)
     response = connection.getresponse()
     response.read()
     return response.status
@@ -60,7 +62,7 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def run_load(port: int, path: str, clients: int, total: int, asked: list[str]) -> dict:
+def run_load(port: int, path: str, clients: int, total: int, asked: list[str], key: str = "") -> dict:
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     lock = threading.Lock()
@@ -72,7 +74,7 @@ def run_load(port: int, path: str, clients: int, total: int, asked: list[str]) -
             question = asked[(index * 7 + number) % len(asked)]
             start = time.perf_counter()
             try:
-                status = str(post(connection, path, {"question": question}))
+                status = str(post(connection, path, {"question": question}, key))
             except (OSError, http.client.HTTPException) as exc:
                 status = type(exc).__name__
                 connection.close()
@@ -121,6 +123,22 @@ def start_server(home: str, port: int, workers: int) -> subprocess.Popen:
     raise SystemExit("qa serve did not come up within 180 s")
 
 
+@contextmanager
+def console_key(home: str):
+    """An agent's API key for the console's search, revoked when the run is over."""
+    sys.path.insert(0, str(ROOT))
+    from qa_engine.config import Settings
+    from qa_engine.service import QAService
+
+    service = QAService(Settings.from_env(home=home))
+    name = f"bench-load-{os.getpid()}"
+    try:
+        yield service.add_key(name, "agent", "bench/load.py")["key"]
+    finally:
+        service.revoke_key(name, "bench/load.py")
+        service.store.close()
+
+
 def write_report(report: str, path: Path) -> None:
     text = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
     section = re.compile(r"^## HTTP load\n.*?(?=^## |\Z)", re.S | re.M)
@@ -150,7 +168,8 @@ def main() -> None:
     try:
         run_load(port, "/v1/ask", args.clients, 4 * args.clients, asked)  # warm connections and caches
         ask = run_load(port, "/v1/ask", args.clients, args.requests, asked)
-        console = run_load(port, "/v1/search", 1, 300, asked)
+        with console_key(args.home) as key:
+            console = run_load(port, "/v1/search", 1, 300, asked, key)
     finally:
         server.terminate()
         server.wait(timeout=60)

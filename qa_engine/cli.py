@@ -406,6 +406,7 @@ def serve(ctx, host, port, workers):
 
     Workers share the built index read-only and switch to a rebuilt index without a restart.
     Rate limits and allowed browser origins come from QA_RATE_LIMIT and QA_CORS_ORIGINS.
+    The console's endpoints need an API key: make one per desk with "qa keys add".
 
     \b
     Example:

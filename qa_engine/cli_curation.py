@@ -1,5 +1,5 @@
-"""The curation commands: `qa answers`, `qa queue`, `qa complaints`, `qa terms`, `qa synonyms`
-and `qa report`. Each parses its input, calls one QAService method and prints the result.
+"""The curation commands: `qa answers`, `qa queue`, `qa complaints`, `qa terms`, `qa synonyms`,
+`qa report` and `qa keys`. Each parses its input, calls one QAService method and prints the result.
 Registered on the `qa` group by ``register(cli)`` at the end of cli.py.
 """
 
@@ -729,6 +729,79 @@ def report(ctx, since, out, as_json):
         click.echo(f"\nHTML report: {data['html']}")
 
 
+# ---- qa keys -----------------------------------------------------------------------
+
+
+@click.group()
+def keys():
+    """API keys for the agent console and curator endpoints of "qa serve" (only a hash is stored).
+
+    \b
+    Example:
+        qa keys add desk-07 --role agent --by 王芳
+    """
+
+
+@keys.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["agent", "curator"]), required=True,
+              help="agent: the console's search and flags; curator: those and any curator endpoint.")
+@BY
+@AS_JSON
+@click.pass_context
+def keys_add(ctx, name, role, by, as_json):
+    """Make a key named NAME and print it once: it cannot be shown again.
+
+    \b
+    Example:
+        qa keys add desk-07 --role agent --by 王芳
+    """
+    result = _service(ctx).add_key(name, role, by)
+    if as_json:
+        _emit(result)
+    else:
+        click.echo(result["key"])
+        click.echo(f"key {result['name']} (role {result['role']}) made; copy it now, it is not stored and "
+                   "cannot be shown again", err=True)
+
+
+@keys.command("list")
+@AS_JSON
+@click.pass_context
+def keys_list(ctx, as_json):
+    """Every key: name, role, status, made by whom and when, last used (never the key itself).
+
+    \b
+    Example:
+        qa keys list
+    """
+    result = _service(ctx).list_keys()
+    if as_json:
+        _emit(result)
+        return
+    if not result:
+        click.echo('no API keys: make one with "qa keys add NAME --role agent --by WHO"')
+    for k in result:
+        revoked = f"  revoked {k['revoked_at']} by {k['revoked_by']}" if k["revoked_at"] else ""
+        click.echo(f"{k['name']}\t{k['role']}\t{k['status']}\tcreated {k['created_at']} by {k['created_by']}"
+                   f"\tlast used {k['last_used_at'] or 'never'}{revoked}")
+
+
+@keys.command("revoke")
+@click.argument("name")
+@BY
+@click.pass_context
+def keys_revoke(ctx, name, by):
+    """Revoke the active key named NAME: from now on it gets 401.
+
+    \b
+    Example:
+        qa keys revoke desk-07 --by 王芳
+    """
+    result = _service(ctx).revoke_key(name, by)
+    click.echo(f"key {result['name']} (role {result['role']}) revoked at {result['revoked_at']}")
+
+
 def register(cli: click.Group) -> None:
-    for command in (answers, queue, complaints, terms, synonyms, report):
+    for command in (answers, queue, complaints, terms, synonyms, report, keys):
         cli.add_command(command)

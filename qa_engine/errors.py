@@ -41,3 +41,18 @@ class IndexNotBuilt(QAError):
 class IndexMismatch(QAError):
     code = "index_mismatch"
     http_status = 503
+
+
+class Unauthorized(QAError):
+    """No API key, or one that is unknown or revoked (HTTP 401)."""
+
+    code = "unauthorized"
+    http_status = 401
+    headers = {"WWW-Authenticate": 'Bearer realm="qa_engine"'}
+
+
+class Forbidden(QAError):
+    """A valid API key whose role may not use this endpoint (HTTP 403)."""
+
+    code = "forbidden"
+    http_status = 403

@@ -33,13 +33,22 @@ def openapi_document(settings: Settings, server_url: str = "") -> dict:
         return {status: {"description": description, "content": {"application/json": {"schema": {"$ref": schema_ref}}}}}
 
     def errors(*statuses: int) -> dict:
-        texts = {400: "Bad input: the message says what to fix", 404: "Not found", 413: "Body too large",
+        texts = {400: "Bad input: the message says what to fix", 401: "No API key, or one not valid or revoked",
+                 403: "The API key's role may not use this endpoint", 404: "Not found", 413: "Body too large",
                  429: "Rate limited", 503: "No index built yet"}
         return {str(s): {"description": texts[s], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
                 for s in statuses}
 
     def post(summary: str, schema: dict, response: dict, *statuses: int) -> dict:
         return {"post": {"summary": summary, "requestBody": body(schema), "responses": {**response, **errors(*statuses)}}}
+
+    def protected(operation: dict) -> dict:
+        """An agent console endpoint: needs an API key with role agent or curator."""
+        inner = operation["post"]
+        inner["security"] = [{"bearerKey": []}, {"headerKey": []}]
+        inner["description"] = "Needs an API key with role agent or curator (qa keys add)."
+        inner["responses"].update(errors(401, 403))
+        return operation
 
     ask_errors = (400, 413, 429, 503)
     return {
@@ -50,14 +59,16 @@ def openapi_document(settings: Settings, server_url: str = "") -> dict:
             "description": "Answers to Chinese tax-policy questions with citations down to the article. "
                            "Every error has the shape {\"error\": {\"code\", \"message\"}}. "
                            f"Bodies are limited to {settings.max_body_bytes} bytes; public endpoints to "
-                           f"{settings.rate_limit} per client, console endpoints to {settings.console_rate_limit}.",
+                           f"{settings.rate_limit} per client, console endpoints to {settings.console_rate_limit}. "
+                           "Public endpoints need no key; the agent console's (/v1/search, /v1/flags) need an "
+                           "API key with role agent or curator, made with `qa keys add`.",
         },
         "servers": [{"url": server_url}] if server_url else [],
         "paths": {
             "/v1/ask": post("Answer a question (recorded: query log, expert ticket or complaint case)",
                             ask_body, ok("#/components/schemas/AskResponse"), *ask_errors),
-            "/v1/search": post("Answer a question without recording anything (the agent console)",
-                               ask_body, ok("#/components/schemas/AskResponse"), *ask_errors),
+            "/v1/search": protected(post("Answer a question without recording anything (the agent console)",
+                               ask_body, ok("#/components/schemas/AskResponse"), *ask_errors)),
             "/v1/articles/{doc}/{article}": {
                 "get": {
                     "summary": "One article with its validity",
@@ -97,22 +108,27 @@ def openapi_document(settings: Settings, server_url: str = "") -> dict:
                                                            "phone": {"type": ["string", "null"], "maxLength": 100}}}}},
                 {"201": {"description": "Case number", "content": {"application/json": {"schema": created_case}}}},
                 400, 413, 429),
-            "/v1/flags": post(
+            "/v1/flags": protected(post(
                 "An agent flags the question on a call to the expert team",
                 {"type": "object", "required": ["question"], "additionalProperties": False,
                  "properties": {"question": question, "note": {"type": ["string", "null"], "maxLength": 1000}}},
                 {"201": {"description": "Expert queue item", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["ticket"], "properties": {"ticket": {"type": "integer"}}}}}}},
-                400, 413, 429),
+                400, 413, 429)),
             "/healthz": {"get": {"summary": "Ready: the current index is loaded",
                                  "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
                                      "type": "object", "properties": {"status": {"const": "ok"}, "index": {"type": "string"}}}}}},
                                      **errors(503)}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3 document"}}}},
         },
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
     }
 
+
+SECURITY_SCHEMES = {
+    "bearerKey": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key from qa keys add>"},
+    "headerKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "The same API key in an X-API-Key header"},
+}
 
 CITATION = {
     "type": "object",

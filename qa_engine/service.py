@@ -704,6 +704,31 @@ class QAService:
 
     # ==== end of curation ====
 
+    # ---- API keys (keys.py) ---------------------------------------------------
+
+    def add_key(self, name: str, role: str, by: str) -> dict:
+        """A new API key for role ``agent`` or ``curator``; the result holds the key, shown only this once."""
+        from . import keys
+
+        return keys.add(self, name, role, by)
+
+    def list_keys(self) -> list[dict]:
+        """Every key's name, role, who made it and when, last use and revocation; never the key."""
+        from . import keys
+
+        return keys.listing(self)
+
+    def revoke_key(self, name: str, by: str) -> dict:
+        from . import keys
+
+        return keys.revoke(self, name, by)
+
+    def authenticate(self, key: str | None, roles: tuple[str, ...]) -> dict:
+        """The name and role of an active ``key`` allowed one of ``roles``; Unauthorized or Forbidden otherwise."""
+        from . import keys
+
+        return keys.authenticate(self, key, roles)
+
 
 def _passage_lookup(retriever: Retriever) -> tuple[dict, dict]:
     """Passages by id and by (short title, article), made once per loaded index: scanning every

@@ -85,6 +85,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX query_log_at ON query_log(at);
     CREATE INDEX feedback_at ON feedback(at);
     """,
+    # 5: API keys for the agent console and curator endpoints; only a SHA-256 of each key is kept
+    """
+    CREATE TABLE api_keys (
+        id INTEGER PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL, created_by TEXT NOT NULL, last_used_at TEXT,
+        revoked_at TEXT, revoked_by TEXT
+    );
+    CREATE UNIQUE INDEX api_keys_active_name ON api_keys(name) WHERE revoked_at IS NULL;
+    """,
 ]
 
 

@@ -2,6 +2,10 @@
 
 Routes parse the request, call one service method and return its result as JSON. Every error a
 client can cause comes back in one shape, ``{"error": {"code": ..., "message": ...}}``.
+
+The public endpoints (what the widget calls) need no key. The agent console's endpoints need an
+API key (``qa keys add``) with role agent or curator, sent as ``Authorization: Bearer <key>`` or
+``X-API-Key: <key>``: 401 without a valid key, 403 with a key whose role may not.
 """
 
 from __future__ import annotations
@@ -10,11 +14,11 @@ import json
 import logging
 from pathlib import Path
 
-from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from .config import Settings
-from .errors import InvalidInput, QAError
+from .errors import InvalidInput, QAError, Unauthorized
 from .privacy import RedactingFilter
 from .service import QAService, check_date
 
@@ -24,12 +28,15 @@ api = Blueprint("api", __name__, url_prefix="/v1")  # what the widget and other 
 console_api = Blueprint("console_api", __name__, url_prefix="/v1")  # what the agent console calls
 pages = Blueprint("pages", __name__)  # widget script, demo page, console page, article pages
 
+AGENT_ROLES = ("agent", "curator")  # a curator may do whatever an agent may
 ASK_FIELDS = {"question", "as_of", "top_k"}
 MAX_NAME_CHARS = 100
 MAX_COMMENT_CHARS = 1000
 
 HTTP_CODES = {
     400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     413: "too_large",
@@ -92,7 +99,7 @@ def _add_cors(app: Flask) -> None:
     if origins:
         from flask_cors import CORS
 
-        CORS(app, resources={r"/v1/*": {"origins": origins}}, methods=["GET", "POST"], allow_headers=["Content-Type"])
+        CORS(app, resources={r"/v1/*": {"origins": origins}}, methods=["GET", "POST"], allow_headers=["Content-Type", "Authorization", "X-API-Key"])
 
 
 def qa() -> QAService:
@@ -110,7 +117,7 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
 
 
 def _domain_error(exc: QAError):
-    return error_response(exc.http_status, exc.code, str(exc))
+    return error_response(exc.http_status, exc.code, str(exc), getattr(exc, "headers", None))
 
 
 def _http_error(exc: HTTPException):
@@ -126,6 +133,31 @@ def _http_error(exc: HTTPException):
 def _unexpected_error(exc: Exception):
     log.exception("unexpected error on %s %s", request.method, request.path)
     return error_response(500, "internal_error", "something went wrong on our side; please try again later")
+
+
+# ---- API keys -------------------------------------------------------------------------
+
+
+def request_key() -> str | None:
+    """The API key sent with the request: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
+    header = request.headers.get("Authorization", "").strip()
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized('send the API key as "Authorization: Bearer <key>" (or in an X-API-Key header)')
+        return value.strip()
+    return request.headers.get("X-API-Key", "").strip() or None
+
+
+def require_key(*roles: str):
+    """A ``before_request`` hook: the request needs an active API key with one of ``roles``;
+    the key's name and role are in ``g.api_key``. CORS preflights carry no key and pass."""
+
+    def check():
+        if request.method != "OPTIONS":
+            g.api_key = qa().authenticate(request_key(), roles)
+
+    return check
 
 
 # ---- request bodies -------------------------------------------------------------------
@@ -225,7 +257,9 @@ def complaint():
     return jsonify({"case": case}), 201
 
 
-# ---- what the agent console calls -----------------------------------------------------
+# ---- what the agent console calls (API key with role agent or curator) -----------------
+
+console_api.before_request(require_key(*AGENT_ROLES))
 
 
 @console_api.post("/search")
@@ -239,7 +273,7 @@ def search():
 def flag():
     """An agent flags the question on the call to the expert team."""
     data = json_body({"question", "note"}, {"question"})
-    ticket = qa().flag_for_experts(data["question"], optional_text(data, "note", MAX_COMMENT_CHARS))
+    ticket = qa().flag_for_experts(data["question"], optional_text(data, "note", MAX_COMMENT_CHARS), by=g.api_key["name"])
     return jsonify({"ticket": ticket}), 201
 
 

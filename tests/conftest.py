@@ -235,5 +235,21 @@ def app(answered_service):
 
 
 @pytest.fixture
-def client(app):
+def agent_key(answered_service) -> str:
+    """An API key with role agent in ``answered_service`` (for the agent console's endpoints)."""
+    return answered_service.add_key("desk-01", "agent", "测试管理员")["key"]
+
+
+@pytest.fixture
+def client(app, agent_key):
+    """A test client that sends ``agent_key`` with every request, as the console does (the public
+    endpoints ignore it); ``public_client`` sends none."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {agent_key}"
+    return client
+
+
+@pytest.fixture
+def public_client(app):
+    """A test client with no API key, like the widget on a taxpayer's browser."""
     return app.test_client()

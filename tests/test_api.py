@@ -143,7 +143,7 @@ def test_agent_flag_goes_to_the_expert_queue(client, answered_service):
     ticket = response.get_json()["ticket"]
     item = next(i for i in answered_service.store.queue_items() if i["id"] == ticket)
     assert item["kind"] == "agent" and item["question"] == "来电人问身份证[身份证号]的退税"
-    assert json.loads(item["contact"]) == {"note": "来电人很着急"}
+    assert json.loads(item["contact"]) == {"note": "来电人很着急", "by": "desk-01"}, "the flag names the key (the desk) that sent it"
     assert client.post("/v1/flags", json={"question": ""}).status_code == 400
 
 
@@ -203,10 +203,20 @@ def test_rate_limit_per_client_answers_429(answered_service):
     assert client.get("/healthz").status_code == 200, "health checks are not limited"
 
 
-def test_console_search_has_its_own_limit(answered_service):
+def test_console_search_has_its_own_limit(answered_service, agent_key):
     client = create_app({"QA_RATE_LIMIT": "1 per minute", "QA_CONSOLE_RATE_LIMIT": "3 per minute"},
                         service=answered_service).test_client()
-    assert [client.post("/v1/search", json={"question": "发票"}).status_code for _ in range(4)] == [200, 200, 200, 429]
+    key = {"Authorization": f"Bearer {agent_key}"}
+    assert [client.post("/v1/search", json={"question": "发票"}, headers=key).status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+def test_guessing_keys_is_rate_limited_too(answered_service, agent_key):
+    client = create_app({"QA_CONSOLE_RATE_LIMIT": "3 per minute"}, service=answered_service).test_client()
+    guesses = [client.post("/v1/search", json={"question": "发票"}, headers={"Authorization": f"Bearer qa_guess{n}"}).status_code
+               for n in range(4)]
+    assert guesses == [401, 401, 401, 429]
+    right = client.post("/v1/search", json={"question": "发票"}, headers={"Authorization": f"Bearer {agent_key}"})
+    assert right.status_code == 429, "the limit is per client, whatever key it sends"
 
 
 def test_cors_allows_configured_origins_only(client):
@@ -243,3 +253,30 @@ def test_article_page_shows_the_full_text_escaped(client):
     assert page.status_code == 200 and page.content_type.startswith("text/html")
     html = page.get_data(as_text=True)
     assert "任何单位和个人不得虚开发票" in html and "已废止" in html
+
+
+def test_public_endpoints_and_pages_need_no_key(public_client):
+    asked = public_client.post("/v1/ask", json={"question": "偶然所得怎么交税"})
+    assert asked.status_code == 200
+    answer_id = asked.get_json()["answers"][0]["id"]
+    assert public_client.get("/v1/articles/示例发票法/第一条").status_code == 200
+    assert public_client.post("/v1/feedback", json={"answer_id": answer_id, "helpful": True}).status_code == 201
+    assert public_client.post("/v1/escalations", json={"question": "境外所得", "name": "张三", "phone": "13800000000"}).status_code == 201
+    assert public_client.post("/v1/complaints", json={"question": "我要投诉"}).status_code == 201
+    for page in ("/healthz", "/openapi.json", "/widget.js", "/demo", "/console"):
+        assert public_client.get(page).status_code == 200, page
+
+
+def test_console_endpoints_need_a_key(public_client, agent_key):
+    refused = public_client.post("/v1/search", json={"question": "发票"})
+    assert refused.status_code == 401 and refused.get_json()["error"]["code"] == "unauthorized"
+    assert public_client.post("/v1/flags", json={"question": "发票"}).status_code == 401
+    assert public_client.post("/v1/search", json={"question": "发票"}, headers={"X-API-Key": agent_key}).status_code == 200
+
+
+def test_cors_lets_the_console_endpoints_take_a_key(public_client):
+    # A browser's preflight carries no key: it passes, and allows the Authorization header.
+    preflight = public_client.options("/v1/search", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+                                                             "Access-Control-Request-Headers": "Authorization, Content-Type"})
+    assert preflight.status_code == 200
+    assert "authorization" in preflight.headers.get("Access-Control-Allow-Headers", "").lower()

@@ -232,15 +232,55 @@ def test_widget_fits_a_phone_screen(page, server):
     screenshot(page, "widget-phone")
 
 
-def test_console_by_keyboard_search_copy_and_flag(page, server):
+@pytest.fixture(scope="module")
+def console_key(server) -> str:
+    """An agent's API key in the browser tests' knowledge base."""
+    _, service = server
+    return service.add_key("browser-desk", "agent", "测试管理员")["key"]
+
+
+def console_status(page) -> str:
+    from selenium.webdriver.common.by import By
+
+    return page.find_element(By.ID, "status").text
+
+
+def open_console_without_key(page, base: str) -> None:
+    """/console in a tab with no key stored yet: it asks for one, in the focused key box."""
+    from selenium.webdriver.common.by import By
+
+    page.get(f"{base}/console")
+    page.execute_script("sessionStorage.clear()")
+    page.get(f"{base}/console")
+    assert page.find_element(By.ID, "key-form").is_displayed()
+    assert page.switch_to.active_element == page.find_element(By.ID, "api-key"), "without a key, the key box has the focus"
+    assert "请先输入坐席密钥" in console_status(page)
+
+
+def enter_key(page, key: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    page.find_element(By.ID, "api-key").send_keys(key, Keys.ENTER)
+    wait_for(page, lambda: not page.find_element(By.ID, "key-form").is_displayed())
+
+
+def open_console(page, base: str, key: str) -> None:
+    """/console with ``key`` entered, as an agent starts a shift."""
+    open_console_without_key(page, base)
+    enter_key(page, key)
+
+
+def test_console_by_keyboard_search_copy_and_flag(page, server, console_key):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     base, service = server
     logged = service.store.counts()["queries_logged"]
-    page.get(f"{base}/console")
+    open_console(page, base, console_key)
     box = page.find_element(By.ID, "q")
-    assert page.switch_to.active_element == box, "the search box has the focus on arrival"
+    assert page.switch_to.active_element == box, "the search box has the focus once the key is in"
+    assert "密钥已保存" in console_status(page)
     type_keys(page, "偶然所得怎么交税")
     wait_for(page, lambda: page.find_elements(By.CSS_SELECTOR, "#results > li"))
     items = page.find_elements(By.CSS_SELECTOR, "#results > li")
@@ -262,6 +302,7 @@ def test_console_by_keyboard_search_copy_and_flag(page, server):
     ticket = int(page.find_element(By.ID, "status").text.split("工单编号 ")[1].rstrip("。"))
     item = next(i for i in service.store.queue_items() if i["id"] == ticket)
     assert item["kind"] == "agent" and item["question"] == "偶然所得怎么交税"
+    assert '"by": "browser-desk"' in item["contact"], "the flag names the key's desk"
     assert service.store.counts()["queries_logged"] == logged, "searching while typing records nothing"
     screenshot(page, "console-flagged")
 
@@ -269,12 +310,44 @@ def test_console_by_keyboard_search_copy_and_flag(page, server):
     assert box.get_attribute("value") == "" and page.find_elements(By.CSS_SELECTOR, "#results > li") == []
 
 
-def test_console_enter_right_after_typing_copies_the_new_answer(page, server):
+def test_console_enter_right_after_typing_copies_the_new_answer(page, server, console_key):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     base, _ = server
-    page.get(f"{base}/console")
+    open_console(page, base, console_key)
     type_keys(page, "虚开发票", Keys.ENTER)  # Enter before the debounced search has answered
     wait_for(page, lambda: "已复制第 1 条答复" in page.find_element(By.ID, "status").text)
     assert "虚开发票" in page.find_element(By.ID, "results").get_attribute("data-copied")
+
+
+def test_console_says_when_the_key_is_missing_or_refused_and_keeps_a_good_one(page, server):
+    from selenium.webdriver.common.by import By
+
+    base, service = server
+    key = service.add_key("browser-desk-2", "agent", "测试管理员")["key"]
+    open_console_without_key(page, base)
+    screenshot(page, "console-key-missing")
+
+    enter_key(page, "qa_not-a-real-key")
+    type_keys(page, "发票")
+    wait_for(page, lambda: "密钥被拒绝" in console_status(page))
+    assert "this API key is not valid" in console_status(page)
+    assert page.find_element(By.ID, "key-form").is_displayed()
+    assert page.switch_to.active_element == page.find_element(By.ID, "api-key"), "the refused key is asked for again"
+    assert page.find_elements(By.CSS_SELECTOR, "#results > li") == []
+    screenshot(page, "console-key-refused")
+
+    enter_key(page, key)  # the question already typed is searched at once
+    wait_for(page, lambda: page.find_elements(By.CSS_SELECTOR, "#results > li"))
+    assert page.execute_script("return sessionStorage.getItem('qa-console-key')") == key
+
+    page.refresh()  # the key is kept for the tab
+    assert not page.find_element(By.ID, "key-form").is_displayed()
+    assert page.switch_to.active_element == page.find_element(By.ID, "q")
+
+    service.revoke_key("browser-desk-2", "测试管理员")
+    type_keys(page, "虚开发票")
+    wait_for(page, lambda: "密钥被拒绝" in console_status(page))
+    assert "was revoked" in console_status(page)
+    assert page.execute_script("return sessionStorage.getItem('qa-console-key')") is None

@@ -1,5 +1,7 @@
 /* The agent console: search as the agent types, pick an answer with the arrow keys,
  * Enter copies it to read out, Shift+Enter flags the question to the expert team.
+ * The console's endpoints need an API key: the agent pastes it once, it is kept in
+ * sessionStorage (this tab only) and sent as "Authorization: Bearer <key>" on each request.
  * Knowledge-base text is inserted with textContent only. */
 (function () {
   "use strict";
@@ -7,7 +9,11 @@
   var STATUS = { in_force: "有效", superseded: "已废止", not_yet_in_force: "尚未施行", unknown: "效力未知" };
   var ROUTES = { answer: "可直接答复", expert: "置信度低：建议转专家团队（Shift+Enter）", complaint: "投诉举报：请按投诉举报流程登记" };
 
+  var KEY_ITEM = "qa-console-key";
   var input = document.getElementById("q");
+  var keyForm = document.getElementById("key-form");
+  var keyInput = document.getElementById("api-key");
+  var keyChange = document.getElementById("key-change");
   var asOf = document.getElementById("as-of");
   var status = document.getElementById("status");
   var list = document.getElementById("results");
@@ -31,6 +37,67 @@
     status.className = className || "";
   }
 
+  function apiKey() {
+    try { return sessionStorage.getItem(KEY_ITEM) || ""; } catch (e) { return ""; }
+  }
+
+  function askForKey(message) {
+    try { sessionStorage.removeItem(KEY_ITEM); } catch (e) { /* nothing stored */ }
+    keyForm.hidden = false;
+    keyChange.hidden = true;
+    keyInput.value = "";
+    keyInput.focus();
+    say(message, "route-complaint");
+  }
+
+  function saveKey(event) {
+    event.preventDefault();
+    var key = keyInput.value.trim();
+    if (!key) {
+      say("请粘贴坐席密钥后再保存。", "route-complaint");
+      return;
+    }
+    try { sessionStorage.setItem(KEY_ITEM, key); } catch (e) { /* kept for this page only */ }
+    keyForm.hidden = true;
+    keyChange.hidden = false;
+    keyInput.value = "";
+    say("密钥已保存（仅本标签页），请输入来电问题。");
+    input.focus();
+    if (input.value.trim()) schedule();
+  }
+
+  // POST to a console endpoint with the key; a refused key (401, 403) asks for another one.
+  function post(path, body, signal) {
+    var key = apiKey();
+    if (!key) {
+      askForKey("请先输入坐席密钥：没有密钥无法查询。");
+      return Promise.reject(refusal());
+    }
+    return fetch(path, { method: "POST", body: JSON.stringify(body), signal: signal,
+                         headers: { "Content-Type": "application/json", "Authorization": "Bearer " + key } })
+      .then(function (response) {
+        return response.json().then(function (data) {
+          var message = (data.error && data.error.message) || response.statusText;
+          if (response.status === 401) {
+            askForKey("密钥被拒绝（无效或已吊销）：" + message + " 请重新输入。");
+            throw refusal();
+          }
+          if (response.status === 403) {
+            askForKey("此密钥无权使用坐席台：" + message + " 请输入坐席密钥。");
+            throw refusal();
+          }
+          if (!response.ok) throw new Error(message);
+          return data;
+        });
+      });
+  }
+
+  function refusal() {
+    var error = new Error("key refused");
+    error.name = "KeyRefused";  // the key form already says what is wrong
+    return error;
+  }
+
   function schedule() {
     clearTimeout(timer);
     pending = true;
@@ -48,14 +115,7 @@
     controller = new AbortController();
     var body = { question: question, top_k: 5 };
     if (asOf.value) body.as_of = asOf.value;
-    fetch("/v1/search", { method: "POST", headers: { "Content-Type": "application/json" },
-                          body: JSON.stringify(body), signal: controller.signal })
-      .then(function (response) {
-        return response.json().then(function (data) {
-          if (!response.ok) throw new Error((data.error && data.error.message) || response.statusText);
-          return data;
-        });
-      })
+    post("/v1/search", body, controller.signal)
       .then(function (data) {
         if (mine !== sequence) return;
         pending = false;
@@ -65,6 +125,7 @@
       }, function (error) {
         if (error.name === "AbortError" || mine !== sequence) return;
         pending = copyWhenReady = false;
+        if (error.name === "KeyRefused") return;
         say("查询失败：" + error.message, "route-complaint");
       });
   }
@@ -158,23 +219,32 @@
       say("请先输入来电问题，再转专家团队。", "route-expert");
       return;
     }
-    fetch("/v1/flags", { method: "POST", headers: { "Content-Type": "application/json" },
-                         body: JSON.stringify({ question: question }) })
-      .then(function (response) { return response.json().then(function (data) { return [response.ok, data]; }); })
-      .then(function (result) {
-        if (result[0]) say("已转专家团队，工单编号 " + result[1].ticket + "。", "route-expert");
-        else say("转专家失败：" + result[1].error.message, "route-complaint");
-      }, function () { say("转专家失败：网络错误", "route-complaint"); });
+    post("/v1/flags", { question: question })
+      .then(function (data) {
+        say("已转专家团队，工单编号 " + data.ticket + "。", "route-expert");
+      }, function (error) {
+        if (error.name === "KeyRefused") return;
+        say("转专家失败：" + (error.name === "TypeError" ? "网络错误" : error.message), "route-complaint");
+      });
   }
 
+  keyForm.addEventListener("submit", saveKey);
+  keyChange.addEventListener("click", function () { askForKey("请输入新的坐席密钥。"); });
   input.addEventListener("input", schedule);
   asOf.addEventListener("change", schedule);
   document.addEventListener("keydown", function (event) {
-    if (event.isComposing) return;
+    if (event.isComposing || keyForm.contains(event.target) || event.target === keyChange) return;
     if (event.key === "ArrowDown") { event.preventDefault(); select(selected + 1); }
     else if (event.key === "ArrowUp") { event.preventDefault(); select(selected - 1); }
     else if (event.key === "Enter" && event.shiftKey) { event.preventDefault(); flag(); }
     else if (event.key === "Enter") { event.preventDefault(); if (pending) copyWhenReady = true; else copy(); }
     else if (event.key === "Escape") { event.preventDefault(); input.value = ""; sequence++; clear(); input.focus(); }
   });
+
+  if (apiKey()) {
+    keyChange.hidden = false;
+    input.focus();
+  } else {
+    askForKey("请先输入坐席密钥（API key，由管理员用 qa keys add 生成）。");
+  }
 })();
