@@ -223,11 +223,12 @@ def client(number: int, port: int, deadline: float, asked: list[str], tally: Tal
 
 
 def sample_memory(master: int, samples: list[dict], stop: threading.Event, every: float, started: float) -> None:
+    """Every ``every`` seconds until ``stop``, then once more: the RSS of each server process."""
     while True:
-        pids = server_processes(master)
-        rss = {pid: rss_bytes(pid) for pid in pids}
+        stopped = stop.wait(every) if samples else False
+        rss = {pid: rss_bytes(pid) for pid in server_processes(master)}
         samples.append({"t": round(time.monotonic() - started, 1), "total": sum(rss.values()), "rss": rss})
-        if stop.wait(every):
+        if stopped:
             return
 
 
@@ -302,7 +303,7 @@ def memory_summary(samples: list[dict], wall: float, bound_mib: float, every: fl
     """Growth from the end of the warm-up (the first minute, or the first third of a shorter run)
     to the last sample, for the master and workers together and per process."""
     warm_up = min(60.0, wall / 3)
-    baseline = [s for s in samples if s["t"] <= warm_up][-1]
+    baseline = next((s for s in samples if s["t"] >= warm_up), samples[-1])
     end = samples[-1]
     growth = (end["total"] - baseline["total"]) / MiB
     return {
@@ -339,30 +340,31 @@ def markdown(summary: dict) -> str:
     return f"""{START}
 ## Soak
 
-`{summary['command']}` on {summary['date']}: `qa serve` (gunicorn, {summary['workers']} sync workers) on
-127.0.0.1 over {summary['passages']} passages (the shared laws and the shipped answers), and
-{summary['clients']} clients in one process on the same machine ({summary['machine']}), each in a closed loop
-without think time for {summary['seconds']:.0f} s: about 80% POST /v1/ask ({summary['questions']} questions from
-`bench/questions/*.jsonl`, not the dev set; every ask is recorded as in production), 12% POST
+`{summary['command']}` on {summary['date']}: `qa serve` (gunicorn,
+{summary['workers']} sync workers) on 127.0.0.1 over {summary['passages']} passages (the shared laws and the shipped
+answers), and {summary['clients']} clients in one process on the same machine ({summary['machine']}), each in a
+closed loop without think time for {summary['seconds']:.0f} s: about 80% POST /v1/ask ({summary['questions']} questions from
+`bench/questions/*.jsonl`, not the dev set; every ask is recorded, as in production), 12% POST
 /v1/feedback on the answer just received, 8% POST /v1/escalations (fake names, phones
 1380000xxxx). Per-client rate limits lifted (all clients share one address). Load average
-(1 min) {summary['load_before']:.1f} before, {summary['load_after']:.1f} after: the clients and the server share the cores.
+(1 min): {summary['load_before']:.1f} before, {summary['load_after']:.1f} after; the clients and the server share the cores.
 
 | endpoint | requests | requests/s | p50 ms | p99 ms | max ms | errors | statuses |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 {rows}
 | all | {summary['requests']} | {summary['rps']} | | | | {summary['errors']} | |
 
-Errors (any non-2xx but 429, any connection error): **{summary['errors']}**. Server log:
-{summary['server_tracebacks']} tracebacks, {summary['worker_restarts']} worker restarts.
+With {summary['clients']} clients on {summary['workers']} sync workers most of each latency is waiting for a free
+worker, so the three kinds show similar figures.
 
-Memory, RSS of the gunicorn master and its workers together, sampled every {memory['every_s']:.0f} s
-({memory['samples']} samples): {memory['start_mib']} MiB when the clients started, {memory['baseline_mib']} MiB after the
-first minute ({memory['baseline_at_s']:.0f} s), {memory['end_mib']} MiB at the end ({memory['end_at_s']:.0f} s), peak
-{memory['peak_mib']} MiB. **RSS grew {memory['growth_mib']} MiB over the last
-{(memory['end_at_s'] - memory['baseline_at_s']) / 60:.1f} minutes: {verdict} the {memory['bound_mib']:.0f} MiB bound.** Per process
-(master, workers), MiB after the first minute → end: {processes}. Total MiB over the
-run: {series}.
+- Errors (any non-2xx but 429, any connection error): **{summary['errors']}**.
+- Server log: {summary['server_tracebacks']} tracebacks, {summary['worker_restarts']} worker restarts.
+- Memory, RSS of the gunicorn master and its workers together, sampled every {memory['every_s']:.0f} s
+  ({memory['samples']} samples): {memory['start_mib']} MiB when the clients started, {memory['baseline_mib']} MiB after the
+  first minute ({memory['baseline_at_s']:.0f} s), {memory['end_mib']} MiB at the end ({memory['end_at_s']:.0f} s), peak {memory['peak_mib']} MiB.
+  **RSS grew {memory['growth_mib']} MiB over the last {(memory['end_at_s'] - memory['baseline_at_s']) / 60:.1f} minutes: {verdict} the
+  {memory['bound_mib']:.0f} MiB bound.** Per process (master, workers), MiB after the first minute → end:
+  {processes}. Total MiB over the run: {series}.
 {END}"""
 
 
