@@ -141,9 +141,10 @@ def console_key(home: str):
 
 def write_report(report: str, path: Path) -> None:
     text = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
-    section = re.compile(r"^## HTTP load\n.*?(?=^## |\Z)", re.S | re.M)
+    # up to the next heading or the next script's marker (<!-- soak:start -->, <!-- quality:start -->)
+    section = re.compile(r"^## HTTP load\n.*?(?=^## |^<!-- |\Z)", re.S | re.M)
     if section.search(text):
-        text = section.sub(lambda _: report, text)
+        text = section.sub(lambda _: report.rstrip("\n") + "\n\n", text)
     else:
         text = text.rstrip("\n") + "\n\n" + report
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -87,7 +87,7 @@ def openapi_document(settings: Settings, server_url: str = "") -> dict:
                 {"type": "object", "required": ["answer_id", "helpful"], "additionalProperties": False,
                  "properties": {"answer_id": {"type": "string", "minLength": 1, "pattern": r"\S"},
                                 "helpful": {"type": "boolean"},
-                                "query_id": {"type": ["integer", "null"], "minimum": 1},
+                                "query_id": {"type": ["integer", "null"], "minimum": 1, "maximum": 2**63 - 1},
                                 "comment": {"type": ["string", "null"], "maxLength": 1000}}},
                 {"201": {"description": "Recorded", "content": {"application/json": {"schema": {
                     "type": "object", "properties": {"id": {"type": "integer"}}}}}}},

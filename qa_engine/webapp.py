@@ -226,7 +226,7 @@ def article(doc: str, article: str):
 def feedback():
     data = json_body({"answer_id", "helpful", "query_id", "comment"}, {"answer_id", "helpful"})
     query_id = data.get("query_id")
-    if query_id is not None and (isinstance(query_id, bool) or not isinstance(query_id, int) or query_id < 1):
+    if query_id is not None and (isinstance(query_id, bool) or not isinstance(query_id, int) or not 1 <= query_id < 2**63):
         raise InvalidInput("query_id must be the positive whole number returned by /v1/ask")
     comment = optional_text(data, "comment", MAX_COMMENT_CHARS)
     feedback_id = qa().record_feedback(data["answer_id"], data["helpful"], query_id, comment)

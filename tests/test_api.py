@@ -94,6 +94,7 @@ def test_feedback_is_recorded_against_the_answer_and_query(client, answered_serv
     ({"answer_id": 5, "helpful": True}, "answer_id must be non-empty text"),
     ({"answer_id": "A1", "helpful": True, "query_id": True}, "query_id must be the positive whole number returned by /v1/ask"),
     ({"answer_id": "A1", "helpful": True, "query_id": -3}, "query_id must be the positive whole number returned by /v1/ask"),
+    ({"answer_id": "A1", "helpful": True, "query_id": 2**63}, "query_id must be the positive whole number returned by /v1/ask"),
     ({"answer_id": "A1", "helpful": True, "comment": "长" * 1001}, "comment must be text of at most 1000 characters"),
 ])
 def test_bad_feedback_is_refused(client, body, message):
