@@ -105,6 +105,8 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL stays consistent through crashes; only a power cut can lose the last commits.
+        connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
         connection.execute("PRAGMA busy_timeout=30000")
         self.db = sqlite_utils.Database(connection)
