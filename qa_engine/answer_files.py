@@ -13,16 +13,14 @@ import csv
 import io
 import json
 import os
-import re
 from datetime import date, datetime
 from pathlib import Path
 
-from .corpus import read_text
+from .corpus import parse_citation_list, read_text
 from .curation import EXPORT_COLUMNS
 from .errors import InvalidInput, ParseError, QAError
 
 FORMATS = (".jsonl", ".csv", ".xlsx")
-CITATION = re.compile(r"^《?(.+?)》?\s*(第[零〇一二三四五六七八九十百千]+条)$")
 
 
 def file_format(path: Path) -> str:
@@ -140,28 +138,10 @@ def _rows_from_table(table: list[tuple[int, list]], where: str) -> tuple[list[tu
 def _answer_from_cells(raw: dict, number: int) -> dict:
     data = {name: _text(raw.get(name)) for name in EXPORT_COLUMNS if name in raw}
     data["alternatives"] = [a.strip() for a in data.get("alternatives", "").split("|") if a.strip()]
-    data["citations"] = parse_citations(data.get("citations", ""), f"row {number}")
+    data["citations"] = parse_citation_list(data.get("citations", ""), f"row {number}")
     for key in ("effective_from", "effective_to"):
         data[key] = data.get(key) or None
     return data
-
-
-def parse_citations(text: str, where: str) -> list[dict]:
-    """'个人所得税法 第六条; 《发票管理办法》第二十二条' -> [{'doc', 'article'}, ...]"""
-    citations = []
-    for part in re.split(r"[;；\n]", text):
-        part = part.strip()
-        if not part:
-            continue
-        match = CITATION.match(part)
-        if match:
-            citations.append({"doc": match.group(1).strip(), "article": match.group(2)})
-            continue
-        pieces = part.rsplit(None, 1)
-        if len(pieces) != 2:
-            raise InvalidInput(f"{where}: cannot read citation {part!r}; write it as '个人所得税法 第六条'")
-        citations.append({"doc": pieces[0].strip("《》 "), "article": pieces[1]})
-    return citations
 
 
 def _text(value) -> str:

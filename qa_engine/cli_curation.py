@@ -25,11 +25,11 @@ def _emit(data) -> None:
 
 
 def _citations(values: tuple[str, ...]) -> list[dict] | None:
-    from .answer_files import parse_citations
+    from .corpus import parse_citation_list
 
     if not values:
         return None
-    return [c for value in values for c in parse_citations(value, "--cite")]
+    return [c for value in values for c in parse_citation_list(value, "--cite")]
 
 
 def _answer_line(a: dict) -> str:

@@ -33,6 +33,7 @@ CN_DATE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日")
 EFFECTIVE_SENTENCE = re.compile(r"自(\d{4})年(\d{1,2})月(\d{1,2})日(?:起)?施行")
 HEADER_EFFECTIVE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日\s*施行")
 TITLE_IN_BRACKETS = re.compile(r"《([^》]+)》")
+CITATION = re.compile(r"^《?(.+?)》?\s*(第[零〇一二三四五六七八九十百千]+条)$")
 LAW_SUFFIXES = (".md", ".markdown", ".txt")
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_LINE_CHARS = 100_000  # the longest line in the 40 shipped laws has 239; longer means not a text file
@@ -322,16 +323,20 @@ def parse_answers_csv(text: str, where: str) -> list[ApprovedAnswer]:
 
 
 def parse_citation_list(text: str, where: str) -> list[dict]:
-    """'个人所得税法 第六条; 个人所得税法实施条例 第六条' -> [{'doc': ..., 'article': ...}, ...]"""
+    """'个人所得税法 第六条; 《发票管理办法》第二十二条' -> [{'doc': ..., 'article': ...}, ...]"""
     citations = []
     for part in re.split(r"[;；\n]", text):
         part = part.strip()
         if not part:
             continue
-        match = re.match(r"^《?(.+?)》?\s*(第[零〇一二三四五六七八九十百千]+条)$", part)
-        if not match:
+        match = CITATION.match(part)
+        if match:
+            citations.append({"doc": match.group(1).strip(), "article": match.group(2)})
+            continue
+        pieces = part.rsplit(None, 1)  # an item of a notice: "国务院关于……的通知 一、"
+        if len(pieces) != 2:
             raise ParseError(f"{where}: cannot read citation {part!r}; write it as '个人所得税法 第六条'")
-        citations.append({"doc": match.group(1), "article": match.group(2)})
+        citations.append({"doc": pieces[0].strip("《》 "), "article": pieces[1]})
     return citations
 
 
