@@ -68,6 +68,7 @@ def create_app(config: dict | None = None, service: QAService | None = None) -> 
     app.config.update(config or {})
     app.json.ensure_ascii = False
     app.json.sort_keys = False
+    app.url_map.merge_slashes = False  # /v1/articles/0/%2F0 is no such article (404), not a redirect
     app.extensions["qa_service"] = service
     if not any(isinstance(f, RedactingFilter) for f in log.filters):
         log.addFilter(RedactingFilter())  # an unexpected error's log line may quote what a caller typed

@@ -121,3 +121,8 @@ def test_no_article_lookup_gives_a_500(client, doc, article, as_of):
     path = f"/v1/articles/{quote(doc, safe='')}/{quote(article, safe='')}"
     response = client.get(path, query_string={"as_of": as_of} if as_of is not None else None)
     assert response.status_code in {200, 400, 404}, response.get_data(as_text=True)
+
+
+def test_an_article_number_with_a_slash_is_not_found_not_redirected(client):
+    response = client.get("/v1/articles/0/%2F0")
+    assert response.status_code == 404 and sorted(response.get_json()["error"]) == ["code", "message"]
