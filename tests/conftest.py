@@ -88,13 +88,26 @@ SMALL_LAWS = {
 }
 
 
-@pytest.fixture
-def small_laws(tmp_path) -> Path:
-    folder = tmp_path / "laws"
-    folder.mkdir()
+def write_small_laws(folder: Path) -> Path:
+    """The three small laws as files in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
     for name, text in SMALL_LAWS.items():
         (folder / name).write_text(text, "utf-8")
     return folder
+
+
+def build_small_service(root: Path, *extra_sources: Path) -> QAService:
+    """A service on ``root/home`` with the small laws (and ``extra_sources``) ingested and built."""
+    svc = QAService(Settings.from_env(environ={}, home=root / "home"), embedder=FakeEmbedder())
+    report = svc.ingest([write_small_laws(root / "laws"), *extra_sources])
+    assert report.errors == []
+    svc.build()
+    return svc
+
+
+@pytest.fixture
+def small_laws(tmp_path) -> Path:
+    return write_small_laws(tmp_path / "laws")
 
 
 @pytest.fixture
@@ -128,14 +141,7 @@ def service(make_service, small_laws) -> QAService:
 def module_service(tmp_path_factory) -> QAService:
     """Like ``service`` but shared by one test module: for tests that only read, or that compare
     the knowledge base before and after what they do (building per test costs seconds)."""
-    root = tmp_path_factory.mktemp("module-kb")
-    laws = root / "laws"
-    laws.mkdir()
-    for name, text in SMALL_LAWS.items():
-        (laws / name).write_text(text, "utf-8")
-    svc = QAService(Settings.from_env(environ={}, home=root / "home"), embedder=FakeEmbedder())
-    assert svc.ingest([laws]).errors == []
-    svc.build()
+    svc = build_small_service(tmp_path_factory.mktemp("module-kb"))
     yield svc
     svc.store.close()
 
@@ -198,17 +204,9 @@ def answered_home(tmp_path_factory) -> Path:
     import json
 
     folder = tmp_path_factory.mktemp("answered")
-    laws = folder / "laws"
-    laws.mkdir()
-    for name, text in SMALL_LAWS.items():
-        (laws / name).write_text(text, "utf-8")
     answers = folder / "answers.jsonl"
     answers.write_text(json.dumps(XSS_ANSWER, ensure_ascii=False) + "\n", "utf-8")
-    svc = QAService(Settings.from_env(environ={}, home=folder / "home"), embedder=FakeEmbedder())
-    report = svc.ingest([laws, answers])
-    assert report.errors == []
-    svc.build()
-    svc.store.close()
+    build_small_service(folder, answers).store.close()
     return folder / "home"
 
 

@@ -24,19 +24,10 @@ from qa_engine.webapp import create_app  # noqa: E402
 def fuzz_app(tmp_path_factory):
     import shutil
 
-    from qa_engine.config import Settings
-    from qa_engine.service import QAService
-
-    from conftest import SMALL_LAWS, FakeEmbedder
+    from conftest import build_small_service
 
     root = tmp_path_factory.mktemp("fuzz")
-    laws = root / "laws"
-    laws.mkdir()
-    for name, text in SMALL_LAWS.items():
-        (laws / name).write_text(text, "utf-8")
-    svc = QAService(Settings.from_env(environ={}, home=root / "home"), embedder=FakeEmbedder())
-    assert svc.ingest([laws]).errors == []
-    svc.build()
+    svc = build_small_service(root)
     key = svc.add_key("fuzzer", "agent", "test")["key"]
     app = create_app({"QA_RATE_LIMIT": "100000 per minute", "QA_CONSOLE_RATE_LIMIT": "100000 per minute"}, service=svc)
     app.extensions["fuzz_key"] = key

@@ -37,13 +37,7 @@ def test_racing_edits_of_one_version_let_exactly_one_win(service):
         except Conflict as exc:
             outcomes[n] = exc
 
-    threads = [threading.Thread(target=edit, args=(n,)) for n in range(len(curators))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for c in curators:
-        c.store.close()
+    run_together(curators, edit)
     winners = [o for o in outcomes if isinstance(o, dict)]
     losers = [o for o in outcomes if isinstance(o, Conflict)]
     assert len(winners) == 1 and len(losers) == len(curators) - 1
@@ -51,6 +45,17 @@ def test_racing_edits_of_one_version_let_exactly_one_win(service):
     detail = service.answer_detail(answer_id)
     assert (detail["version"], detail["answer"]) == (2, winners[0]["answer"])
     assert [h["version"] for h in service.answer_history(answer_id)] == [1, 2]
+
+
+def run_together(curators: list, target) -> None:
+    """Run ``target(n)`` for every curator in its own thread, then close their databases."""
+    threads = [threading.Thread(target=target, args=(n,)) for n in range(len(curators))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for c in curators:
+        c.store.close()
 
 
 def test_read_modify_write_with_retries_loses_nothing(service):
@@ -72,13 +77,7 @@ def test_read_modify_write_with_retries_loses_nothing(service):
                 except Conflict:
                     conflicts.append(n)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(len(curators))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for c in curators:
-        c.store.close()
+    run_together(curators, work)
     detail = service.answer_detail(answer_id)
     assert sorted(detail["alternatives"]) == sorted(f"问法{n}-{k}" for n in range(4) for k in range(per_curator))
     assert detail["version"] == 1 + 4 * per_curator

@@ -23,7 +23,7 @@ from qa_engine.corpus import parse_law_file
 from qa_engine.index import current_build_id
 from qa_engine.service import QAService
 
-from conftest import SMALL_LAWS, FakeEmbedder
+from conftest import FakeEmbedder, write_small_laws
 
 pytestmark = pytest.mark.slow
 
@@ -129,10 +129,7 @@ def corpus(tmp_path_factory) -> dict:
     """Homes to copy (the small laws built; small and synthetic laws built), the synthetic corpus
     big enough that commands take seconds, and how long each command takes unkilled."""
     root = tmp_path_factory.mktemp("faults")
-    small = root / "small"
-    small.mkdir()
-    for name, text in SMALL_LAWS.items():
-        (small / name).write_text(text, "utf-8")
+    small = write_small_laws(root / "small")
     big = write_synthetic_laws(root / "big")
     answers = root / "answers.jsonl"
     with open(answers, "w", encoding="utf-8") as out:

@@ -28,12 +28,9 @@ def test_build_and_ask_with_a_given_embedder_load_no_torch(tmp_path):
 import numpy as np
 from qa_engine.config import Settings
 from qa_engine.service import QAService
-from tests.conftest import FakeEmbedder, SMALL_LAWS
+from tests.conftest import FakeEmbedder, write_small_laws
 from pathlib import Path
-laws = Path({str(tmp_path)!r}) / "laws"
-laws.mkdir()
-for name, text in SMALL_LAWS.items():
-    (laws / name).write_text(text, "utf-8")
+laws = write_small_laws(Path({str(tmp_path)!r}) / "laws")
 svc = QAService(Settings.from_env(environ={{}}, home=Path({str(tmp_path)!r}) / "home"), embedder=FakeEmbedder())
 svc.ingest([laws])
 svc.build()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import SMALL_LAWS
+from conftest import write_small_laws
 from qa_engine.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,10 +70,8 @@ def call(url: str, body: dict | None = None, timeout: float = 30) -> tuple[int, 
 @pytest.mark.slow
 def test_workers_pick_up_a_rebuild_without_failing_requests(tmp_path):
     laws, extra, home = tmp_path / "laws", tmp_path / "extra", tmp_path / "home"
-    laws.mkdir()
+    write_small_laws(laws)
     extra.mkdir()
-    for name, text in SMALL_LAWS.items():
-        (laws / name).write_text(text, "utf-8")
     (extra / "示例车船税法(2011-02-25).md").write_text(CAR_TAX_LAW, "utf-8")
     qa(home, "ingest", str(laws))
     qa(home, "build")

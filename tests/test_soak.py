@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.soak import is_error, memory_summary, soak, write_docs
-from conftest import SMALL_LAWS, FakeEmbedder
+from conftest import FakeEmbedder, build_small_service
 from qa_engine.config import Settings
 from qa_engine.service import QAService
 
@@ -13,14 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_short_soak_has_no_errors(tmp_path):
-    laws = tmp_path / "laws"
-    laws.mkdir()
-    for name, text in SMALL_LAWS.items():
-        (laws / name).write_text(text, "utf-8")
-    svc = QAService(Settings.from_env(environ={}, home=tmp_path / "home"), embedder=FakeEmbedder())
-    assert svc.ingest([laws]).errors == []
-    svc.build()
-    svc.store.close()
+    build_small_service(tmp_path).store.close()
 
     summary = soak(tmp_path / "home", seconds=8, clients=4, workers=2, sample_every=1,
                    rss_bound_mib=200, cli=ROOT / "tests" / "fake_cli.py")
