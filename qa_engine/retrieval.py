@@ -72,7 +72,21 @@ class AnswerIndex:
         texts = [text for _, text in self.phrasings]
         self.vectors = embedder.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
         self.owner = np.array([number for number, _ in self.phrasings], dtype=np.int64)
+        self.phrasings_of = [np.flatnonzero(self.owner == number) for number in range(len(answers))]
         self.key_terms = [analyzer.key_terms(text) for text in texts]
+        self._phrasings_with_term: dict[str, list[int]] = {}
+        for phrasing, terms_of_phrasing in enumerate(self.key_terms):
+            for term in terms_of_phrasing:
+                self._phrasings_with_term.setdefault(term, []).append(phrasing)
+        self._key_term_counts = np.array([len(t) for t in self.key_terms], dtype=np.float32)
+
+    def key_term_overlap(self, question_terms: set[str]) -> np.ndarray:
+        """Dice overlap of the question's key terms with each phrasing's."""
+        shared = np.zeros(len(self.phrasings), dtype=np.float32)
+        for term in question_terms:
+            shared[self._phrasings_with_term.get(term, [])] += 1
+        sizes = self._key_term_counts + len(question_terms)
+        return np.divide(2 * shared, sizes, out=np.zeros_like(shared), where=sizes > 0)
 
 
 class Retriever:
@@ -146,20 +160,18 @@ class Retriever:
             if len(indices):
                 per_phrasing_bm25 = np.asarray(answers.matrix[indices].T @ weights).ravel()
         per_phrasing_dense = answers.vectors @ query_vector if query_vector is not None else np.zeros(len(answers.phrasings))
-        question_terms = self.analyzer.key_terms(question)
-        best: dict[int, list[float]] = {}
-        for phrasing, owner in enumerate(answers.owner):
-            entry = best.setdefault(int(owner), [0.0, 0.0, 0.0])
-            entry[0] = max(entry[0], float(per_phrasing_bm25[phrasing]))
-            entry[1] = max(entry[1], float(per_phrasing_dense[phrasing]))
-            overlap = dice(question_terms, answers.key_terms[phrasing])
-            entry[2] = max(entry[2], (overlap + max(float(per_phrasing_dense[phrasing]), 0.0)) / 2)
+        overlap = answers.key_term_overlap(self.analyzer.key_terms(question))
+        similarity = (overlap + np.maximum(per_phrasing_dense, 0.0)) / 2
         hits = []
-        for owner, (bm25, dense, similarity) in best.items():
-            answer = answers.answers[owner]
+        for owner, answer in enumerate(answers.answers):
+            phrasings = answers.phrasings_of[owner]
+            if not len(phrasings):
+                continue
+            bm25 = float(per_phrasing_bm25[phrasings].max())
+            dense = max(float(per_phrasing_dense[phrasings].max()), 0.0)
             if (answer.effective_from or "") <= as_of and (answer.effective_to is None or as_of < answer.effective_to):
                 if bm25 > 0 or dense > 0:
-                    hits.append(Hit("approved", answer.id, 0.0, bm25, dense, phrasing_similarity=similarity))
+                    hits.append(Hit("approved", answer.id, 0.0, bm25, dense, phrasing_similarity=float(similarity[phrasings].max())))
         return hits
 
     def _fuse(self, hits: list[Hit], channels) -> None:
@@ -222,6 +234,3 @@ def law_subject(doc: str) -> str:
         subject = SUBJECT_SUFFIX.sub("", subject)
     return subject
 
-
-def dice(a: set, b: set) -> float:
-    return 2 * len(a & b) / (len(a) + len(b)) if a or b else 0.0

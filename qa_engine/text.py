@@ -91,8 +91,11 @@ class TextAnalyzer:
             key=lambda pair: -len(pair[0]),
         )
         self._variants_by_first: dict[str, list[tuple[str, str]]] = {}
+        self._canonicals_of_variant: dict[str, list[str]] = {}
         for variant, canonical in self._variants:
             self._variants_by_first.setdefault(variant[0], []).append((variant, canonical))
+            self._canonicals_of_variant.setdefault(variant, []).append(canonical)
+        self._phrase_words: dict[str, list[str]] = {}  # expansion phrases come from a finite vocabulary
         self._homophones: dict[str, list[str]] = {}
         self._canonical = {word: group[0] for group in dictionary.synonyms for word in group}
         self._domain_terms = {word for word, _ in dictionary.terms} | set(self._canonical)
@@ -153,7 +156,9 @@ class TextAnalyzer:
         for token in self.words(text):
             weights[token] = 1.0
         for phrase, weight in self.expansions(text) if expansions is None else expansions:
-            for token in self.words(phrase):
+            if phrase not in self._phrase_words:
+                self._phrase_words[phrase] = self.words(phrase)
+            for token in self._phrase_words[phrase]:
                 weights.setdefault(token, weight)
         for bigram in character_bigrams(text):
             weights.setdefault(bigram, BIGRAM_WEIGHT)
@@ -168,9 +173,8 @@ class TextAnalyzer:
                 found.append((canonical, SYNONYM_WEIGHT))
         for word in self._homophone_repairs(text):
             found.append((word, HOMOPHONE_WEIGHT))
-            for variant, canonical in self._variants:
-                if variant == word:
-                    found.append((canonical, HOMOPHONE_WEIGHT))
+            for canonical in self._canonicals_of_variant.get(word, ()):
+                found.append((canonical, HOMOPHONE_WEIGHT))
         return found
 
     def _homophone_repairs(self, text: str) -> list[str]:
