@@ -71,6 +71,7 @@ ABLATIONS = {
     "− homophone repair": "homophones",
     "− character bigrams": "bigrams",
     "− tax dictionary": "terms",
+    "− question-type matching": "question_types",
     "− colloquial cloze pairs (dense)": "cloze",
     "− validity filter": "validity",
     "− calibrated confidence (naive: channels agree)": "confidence",
@@ -108,6 +109,7 @@ ANALYZERS = {
     "homophones": NoHomophoneAnalyzer,
     "bigrams": NoBigramAnalyzer,
     "terms": lambda d: TextAnalyzer(replace(d, terms=[])),
+    "question_types": lambda d: TextAnalyzer(replace(d, question_types=[])),
 }
 
 

@@ -228,6 +228,7 @@ def hit_test(ctx, question, as_of, top_k, as_json):
     click.echo("")
     terms = ", ".join(f"{t}({w:g})" for t, w in result["query_terms"].items())
     click.echo(f"查询词 (权重): {terms}")
+    click.echo(f"问题类型: {', '.join(result['question_types']) or '-'} (不含此类答案的条文减 {result['weights']['answer_type_mismatch']})")
     click.echo(f"置信度特征: {json.dumps(result['confidence_features'], ensure_ascii=False)}  阈值: {result['threshold']}")
     for answer in result["answers"]:
         ch = answer["channels"]

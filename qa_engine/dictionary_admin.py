@@ -48,6 +48,7 @@ def merged_dictionary(store, base: Dictionary) -> Dictionary:
         terms=list(terms.items()),
         synonyms=[[canonical, *variants] for canonical, variants in groups.items()],
         stopwords=set(base.stopwords),
+        question_types=list(base.question_types),
     )
 
 

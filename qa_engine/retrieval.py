@@ -31,6 +31,9 @@ class Weights:
     approved_boost: float = 1.05
     approved_phrasing_first: float = 0.55
     named_tax_boost: float = 0.1  # added to articles of a law about the tax the question names
+    # Taken from articles without the kind of answer the question asks for (a deadline, a
+    # rate...); chosen on our own labelled questions (bench/questions, approved answers).
+    answer_type_mismatch: float = 0.2
     # Logistic confidence, fitted by bench/calibrate.py on our own labelled questions
     # (bench/questions/language.jsonl and the out-of-scope part of routing.jsonl).
     confidence_bias: float = -4.14
@@ -57,6 +60,7 @@ class Retrieval:
     confidence: float
     query_terms: dict[str, float]
     features: dict[str, float]
+    question_types: set[str] = field(default_factory=set)
 
 
 class AnswerIndex:
@@ -98,6 +102,7 @@ class Retriever:
         self.answers: AnswerIndex | None = None
         self.subjects = {p.doc: law_subject(p.doc) for p in index.passages}
         self._subject_names = sorted(set(self.subjects.values()), key=len, reverse=True)
+        self.answer_types = [analyzer.answer_types(p.text) for p in index.passages]
 
     def set_answers(self, answers: list[ApprovedAnswer]) -> None:
         self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder)
@@ -130,16 +135,22 @@ class Retriever:
         hits += self._answer_hits(question, terms, query_vector, as_of, channels)
         self._fuse(hits, channels)
         named = self.named_taxes(f"{normalise(question)} {expansion_text}")
+        asked = self.analyzer.question_types(question)
         for hit in hits:
-            if hit.kind == "article" and self.subjects[passages[index_of[hit.key]].doc] in named:
+            if hit.kind != "article":
+                continue
+            number = index_of[hit.key]
+            if self.subjects[passages[number].doc] in named:
                 hit.score += self.weights.named_tax_boost
+            if asked and not asked & self.answer_types[number]:
+                hit.score -= self.weights.answer_type_mismatch
         hits.sort(key=lambda h: -h.score)
         confidence, features = self._confidence(hits, question)
         hits = hits[:top_k]
         for hit in hits:
             if hit.kind == "article":
                 hit.matched_terms = self.index.bm25.matched_terms(terms, index_of[hit.key])
-        return Retrieval(hits, confidence, terms, features)
+        return Retrieval(hits, confidence, terms, features, asked)
 
     def named_taxes(self, text: str) -> set[str]:
         """The taxes (law subjects) a text names, longest first: 土地增值税 is not also 增值税."""

@@ -355,6 +355,7 @@ class QAService:
         response, result = self._answer(question, as_of, top_k, ("bm25", "dense"))
         response["threshold"] = self.settings.threshold
         response["query_terms"] = result.query_terms
+        response["question_types"] = sorted(result.question_types)
         response["confidence_features"] = result.features
         response["weights"] = self.retriever().weights.__dict__
         for answer, hit in zip(response["answers"], result.hits):

@@ -35,14 +35,17 @@ class Dictionary:
     terms: list[tuple[str, int]] = field(default_factory=list)
     synonyms: list[list[str]] = field(default_factory=list)  # [canonical, variant, ...]
     stopwords: set[str] = field(default_factory=set)
+    # (type, cues in a question, markers in an article that answers that type of question)
+    question_types: list[tuple[str, list[str], list[str]]] = field(default_factory=list)
 
     @classmethod
     def load(cls, folder: Path) -> "Dictionary":
-        terms, synonyms, stopwords = [], [], set()
-        terms_file, synonyms_file, stopwords_file = (
+        terms, synonyms, stopwords, question_types = [], [], set(), []
+        terms_file, synonyms_file, stopwords_file, question_types_file = (
             folder / "tax_terms.txt",
             folder / "synonyms.tsv",
             folder / "stopwords.txt",
+            folder / "question_types.tsv",
         )
         if terms_file.exists():
             for line in terms_file.read_text("utf-8").splitlines():
@@ -57,7 +60,13 @@ class Dictionary:
                     synonyms.append(group)
         if stopwords_file.exists():
             stopwords = {w.strip() for w in stopwords_file.read_text("utf-8").splitlines() if w.strip()}
-        return cls(terms, synonyms, stopwords)
+        if question_types_file.exists():
+            for line in question_types_file.read_text("utf-8").splitlines():
+                cells = line.split("\t")
+                if len(cells) == 3 and not cells[0].startswith("#"):
+                    cues, markers = ([normalise(w) for w in cell.split("|") if w.strip()] for cell in cells[1:])
+                    question_types.append((cells[0].strip(), cues, markers))
+        return cls(terms, synonyms, stopwords, question_types)
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
@@ -67,6 +76,8 @@ class Dictionary:
             digest.update(("s\t" + "\t".join(group) + "\n").encode())
         for word in sorted(self.stopwords):
             digest.update(f"w\t{word}\n".encode())
+        for name, cues, markers in self.question_types:
+            digest.update(f"q\t{name}\t{'|'.join(cues)}\t{'|'.join(markers)}\n".encode())
         return digest.hexdigest()[:16]
 
 
@@ -123,6 +134,16 @@ class TextAnalyzer:
             if word in self._domain_terms:
                 terms.add(self._canonical.get(word, word))
         return terms
+
+    def question_types(self, question: str) -> set[str]:
+        """What kinds of answer a question asks for (a deadline, an amount, a relief...)."""
+        text = normalise(question)
+        return {name for name, cues, _ in self.dictionary.question_types if any(cue in text for cue in cues)}
+
+    def answer_types(self, article_text: str) -> set[str]:
+        """What kinds of question an article can answer, from its wording."""
+        text = normalise(article_text)
+        return {name for name, _, markers in self.dictionary.question_types if any(m in text for m in markers)}
 
     def homophone_table(self, vocabulary: set[str]) -> dict:
         """Known words indexed by toneless pinyin, and the reading of every common character:

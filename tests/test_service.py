@@ -131,3 +131,23 @@ def test_complaints_heard_through_a_homophone_are_still_routed(service):
     response = service.ask("窗口工作人员态度太差，我要头诉", record=False)
     assert response["route"] == "complaint"
     assert service.ask("举报人有奖励吗", record=False)["route"] != "complaint"  # asking about the procedure
+
+
+def test_articles_without_the_kind_of_answer_asked_for_rank_lower(service):
+    from qa_engine.retrieval import Retriever, Weights
+
+    analyzer = service.analyzer()
+    assert analyzer.question_types("偶然所得税率是多少") == {"amount"}
+    assert analyzer.question_types("发票要在几天内开") == {"deadline"}
+    assert analyzer.question_types("你好") == set()
+
+    retriever = service.retriever()
+    neutral = Retriever(retriever.index, analyzer, retriever.embedder, Weights(answer_type_mismatch=0.0))
+    question = "偶然所得税率是多少"
+    penalised = {h.key: h.score for h in retriever.search(question, "2026-11-27", 10).hits}
+    plain = {h.key: h.score for h in neutral.search(question, "2026-11-27", 10).hits}
+    rate_article = next(k for k in plain if k.endswith("#第三条") and "个人所得税" in k)
+    other_article = next(k for k in plain if k.endswith("#第一条") and "个人所得税" in k)
+    assert penalised[rate_article] == pytest.approx(plain[rate_article])  # 税率 answers "how much"
+    assert penalised[other_article] == pytest.approx(plain[other_article] - Weights().answer_type_mismatch)
+    assert retriever.search(question, "2026-11-27", 10).question_types == {"amount"}
