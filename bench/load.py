@@ -5,7 +5,11 @@ CLIENTS concurrent clients for a fixed number of requests, and writes the figure
 docs/BENCHMARKS.md under "HTTP load". Also measures the agent console's search (POST /v1/search,
 one client, as an agent typing) against its 100 ms budget.
 
-    QA_HOME=/tmp/home python bench/load.py --clients 16 --requests 1600 --workers 2
+    QA_HOME=/tmp/home python bench/load.py --clients 16 --seconds 20 --workers 2
+
+The load comes from wrk (C, event loop: `apt-get install wrk`) where it is installed, so that the
+clients take little of the CPU the server needs on the same machine; otherwise (or with
+--python-client) from Python threads with keep-alive connections, which take much more.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import json
 import os
 import platform
 import re
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -103,6 +109,59 @@ def run_load(port: int, path: str, clients: int, total: int, asked: list[str], k
     }
 
 
+WRK_SCRIPT = """
+local bodies = {%(bodies)s}
+local sent = 0
+request = function()
+  sent = sent + 1
+  return wrk.format("POST", "%(path)s", {["Content-Type"] = "application/json"%(auth)s}, bodies[(sent %% #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests": %%d, "microseconds": %%d, "p50_us": %%d, "p99_us": %%d, "max_us": %%d, "non_2xx": %%d, "socket_errors": %%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max, e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def run_wrk(port: int, path: str, clients: int, seconds: int, asked: list[str], key: str = "") -> dict:
+    """The same load as ``run_load``, from wrk: ``clients`` connections on 2 threads for ``seconds``."""
+    bodies = ", ".join(f"[==[{json.dumps({'question': q})}]==]" for q in asked)  # ASCII JSON: no "]==]"
+    auth = f', ["Authorization"] = "Bearer {key}"' if key else ""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", encoding="utf-8") as script:
+        script.write(WRK_SCRIPT % {"bodies": bodies, "path": path, "auth": auth})
+        script.flush()
+        done = subprocess.run(
+            ["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds}s", "--timeout", "10s", "-s", script.name, f"http://127.0.0.1:{port}"],
+            capture_output=True, text=True, check=True,
+        )
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    wall = figures["microseconds"] / 1e6
+    ok = figures["requests"] - figures["non_2xx"] - figures["socket_errors"]
+    statuses = {"200": ok, **({"non-2xx": figures["non_2xx"]} if figures["non_2xx"] else {}),
+                **({"socket errors": figures["socket_errors"]} if figures["socket_errors"] else {})}
+    return {
+        "requests": figures["requests"],
+        "seconds": round(wall, 2),
+        "rps": round(figures["requests"] / wall, 1),
+        "p50_ms": round(figures["p50_us"] / 1000, 1),
+        "p99_ms": round(figures["p99_us"] / 1000, 1),
+        "max_ms": round(figures["max_us"] / 1000, 1),
+        "statuses": statuses,
+    }
+
+
+def server_cpu_seconds(pid: int) -> float | None:
+    """CPU time used so far by a process and its children (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return own + sum(server_cpu_seconds(int(child)) or 0.0 for child in children)
+
+
 def start_server(home: str, port: int, workers: int) -> subprocess.Popen:
     env = {**os.environ, "QA_HOME": home, "QA_RATE_LIMIT": "1000000 per minute", "QA_CONSOLE_RATE_LIMIT": "1000000 per minute"}
     server = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "serve", "--port", str(port), "--workers", str(workers)],
@@ -139,6 +198,14 @@ def console_key(home: str):
         service.store.close()
 
 
+def cpu_note(ask: dict, cores: int) -> str:
+    if "server_cpu_ms" not in ask:
+        return ""
+    ceiling = cores * 1000 / ask["server_cpu_ms"]
+    return (f"The server spent {ask['server_cpu_ms']} ms of CPU per /v1/ask (all workers), a figure other load on the\n"
+            f"machine barely moves: {cores} cores fully given to the server would answer at most {ceiling:.0f} requests/s.\n")
+
+
 def write_report(report: str, path: Path) -> None:
     text = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
     # up to the next heading or the next script's marker (<!-- soak:start -->, <!-- quality:start -->)
@@ -155,7 +222,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", default=os.environ.get("QA_HOME"), help="knowledge base home with a built index (default $QA_HOME)")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--requests", type=int, default=1600, help="total /v1/ask requests (bounded run)")
+    parser.add_argument("--requests", type=int, default=1600, help="total /v1/ask requests (Python client: a bounded run)")
+    parser.add_argument("--seconds", type=int, default=20, help="how long wrk sends /v1/ask requests")
+    parser.add_argument("--python-client", action="store_true", help="use Python threads even where wrk is installed")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
     args = parser.parse_args()
@@ -163,12 +232,20 @@ def main() -> None:
         parser.error("give --home or set QA_HOME to a built knowledge base")
 
     asked = questions()
+    use_wrk = shutil.which("wrk") is not None and not args.python_client
     load_before = os.getloadavg()[0]
     port = free_port()
     server = start_server(args.home, port, args.workers)
     try:
         run_load(port, "/v1/ask", args.clients, 4 * args.clients, asked)  # warm connections and caches
-        ask = run_load(port, "/v1/ask", args.clients, args.requests, asked)
+        cpu_before = server_cpu_seconds(server.pid)
+        if use_wrk:
+            ask = run_wrk(port, "/v1/ask", args.clients, args.seconds, asked)
+        else:
+            ask = run_load(port, "/v1/ask", args.clients, args.requests, asked)
+        cpu_after = server_cpu_seconds(server.pid)
+        if cpu_before is not None and cpu_after is not None:
+            ask["server_cpu_ms"] = round((cpu_after - cpu_before) * 1000 / ask["requests"], 2)
         with console_key(args.home) as key:
             console = run_load(port, "/v1/search", 1, 300, asked, key)
     finally:
@@ -177,12 +254,18 @@ def main() -> None:
 
     debounce = int(re.search(r"DEBOUNCE_MS = (\d+)", (ROOT / "qa_engine" / "static" / "console.js").read_text("utf-8")).group(1))
     passages = json.loads((Path(args.home) / "indexes" / (Path(args.home) / "CURRENT").read_text().strip() / "manifest.json").read_text())["passages"]
+    if use_wrk:
+        command = f"python bench/load.py --clients {args.clients} --seconds {args.seconds} --workers {args.workers}"
+        clients = f"{args.clients} wrk connections (2 threads, {args.seconds} s)"
+    else:
+        command = f"python bench/load.py --python-client --clients {args.clients} --requests {args.requests} --workers {args.workers}"
+        clients = f"{args.clients} Python client threads, each with a keep-alive connection,"
     report = f"""## HTTP load
 
-`python bench/load.py --clients {args.clients} --requests {args.requests} --workers {args.workers}` on {time.strftime('%Y-%m-%d')}:
-`qa serve` (gunicorn, {args.workers} sync workers) on 127.0.0.1 over the shipped corpus ({passages} passages), the
-clients in the same machine ({os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}), each with a keep-alive
-connection, asking the {len(asked)} questions of {"the dev set" if asked is not FALLBACK_QUESTIONS else "a built-in list"} in turn.
+`{command}` on {time.strftime('%Y-%m-%d %H:%M')}:
+`qa serve` (gunicorn, {args.workers} sync workers) on 127.0.0.1 over the shipped corpus ({passages} passages);
+{clients} on the same machine ({os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}),
+asking the {len(asked)} questions of {"the dev set" if asked is not FALLBACK_QUESTIONS else "a built-in list"} in turn.
 `/v1/ask` records every question (query log, expert tickets), as in production. Load average
 before the run: {load_before:.1f} (other work on the machine skews the figures; rerun on an idle one).
 
@@ -191,6 +274,7 @@ before the run: {load_before:.1f} (other work on the machine skews the figures; 
 | POST /v1/ask | {args.clients} | {ask['requests']} | {ask['rps']} | {ask['p50_ms']} | {ask['p99_ms']} | {ask['max_ms']} | {ask['statuses']} |
 | POST /v1/search (console) | 1 | {console['requests']} | {console['rps']} | {console['p50_ms']} | {console['p99_ms']} | {console['max_ms']} | {console['statuses']} |
 
+{cpu_note(ask, os.cpu_count() or 1)}
 The console waits {debounce} ms after the last keystroke before searching, so an answer appears
 {debounce + console['p50_ms']:.0f} ms (median) / {debounce + console['p99_ms']:.0f} ms (p99) after the agent stops typing (budget: 100 ms).
 """

@@ -76,7 +76,7 @@ class AnswerIndex:
         texts = [text for _, text in self.phrasings]
         self.vectors = embedder.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
         self.owner = np.array([number for number, _ in self.phrasings], dtype=np.int64)
-        self.phrasings_of = [np.flatnonzero(self.owner == number) for number in range(len(answers))]
+        self.first_phrasing = np.searchsorted(self.owner, np.arange(len(answers)))
         self.key_terms = [analyzer.key_terms(text) for text in texts]
         self._phrasings_with_term: dict[str, list[int]] = {}
         for phrasing, terms_of_phrasing in enumerate(self.key_terms):
@@ -173,16 +173,16 @@ class Retriever:
         per_phrasing_dense = answers.vectors @ query_vector if query_vector is not None else np.zeros(len(answers.phrasings))
         overlap = answers.key_term_overlap(self.analyzer.key_terms(question))
         similarity = (overlap + np.maximum(per_phrasing_dense, 0.0)) / 2
+        # phrasings are stored answer by answer, each answer with at least its question
+        bm25_best = np.maximum.reduceat(per_phrasing_bm25, answers.first_phrasing)
+        dense_best = np.maximum(np.maximum.reduceat(per_phrasing_dense, answers.first_phrasing), 0.0)
+        similarity_best = np.maximum.reduceat(similarity, answers.first_phrasing)
         hits = []
-        for owner, answer in enumerate(answers.answers):
-            phrasings = answers.phrasings_of[owner]
-            if not len(phrasings):
-                continue
-            bm25 = float(per_phrasing_bm25[phrasings].max())
-            dense = max(float(per_phrasing_dense[phrasings].max()), 0.0)
+        for number in np.flatnonzero((bm25_best > 0) | (dense_best > 0)):
+            answer = answers.answers[number]
             if (answer.effective_from or "") <= as_of and (answer.effective_to is None or as_of < answer.effective_to):
-                if bm25 > 0 or dense > 0:
-                    hits.append(Hit("approved", answer.id, 0.0, bm25, dense, phrasing_similarity=float(similarity[phrasings].max())))
+                hits.append(Hit("approved", answer.id, 0.0, float(bm25_best[number]), float(dense_best[number]),
+                                phrasing_similarity=float(similarity_best[number])))
         return hits
 
     def _fuse(self, hits: list[Hit], channels) -> None:
