@@ -62,7 +62,7 @@ def create_app(config: dict | None = None, service: QAService | None = None) -> 
         QA_CONSOLE_RATE_LIMIT=settings.console_rate_limit,
         QA_CORS_ORIGINS=settings.cors_origins,
         RATELIMIT_ENABLED=True,
-        RATELIMIT_STORAGE_URI="memory://",
+        RATELIMIT_STORAGE_URI="quiet-memory://",
         RATELIMIT_HEADERS_ENABLED=True,
     )
     app.config.update(config or {})
@@ -87,6 +87,8 @@ def create_app(config: dict | None = None, service: QAService | None = None) -> 
 def _add_rate_limits(app: Flask) -> None:
     from flask_limiter import Limiter
     from flask_limiter.util import get_remote_address
+
+    from . import rate_limit_storage  # noqa: F401 (registers the quiet-memory:// scheme)
 
     limiter = Limiter(get_remote_address, app=app, default_limits=[])
     limiter.limit(lambda: current_app.config["QA_RATE_LIMIT"])(api)

@@ -204,6 +204,27 @@ def test_rate_limit_per_client_answers_429(answered_service):
     assert client.get("/healthz").status_code == 200, "health checks are not limited"
 
 
+def test_counting_requests_starts_no_thread_and_expired_windows_are_swept(answered_service, monkeypatch):
+    import threading
+
+    from qa_engine import rate_limit_storage
+
+    client = create_app({"QA_RATE_LIMIT": "100 per second"}, service=answered_service).test_client()
+    started = []
+    monkeypatch.setattr(threading.Thread, "start", lambda thread: started.append(thread))
+    monkeypatch.setattr(rate_limit_storage, "SWEEP_EVERY_S", 0.0)
+    (limiter,) = client.application.extensions["limiter"]
+    storage = limiter.storage
+    assert isinstance(storage, rate_limit_storage.QuietMemoryStorage)
+    assert all(client.post("/v1/ask", json={"question": "发票"}).status_code == 200 for _ in range(20))
+    assert started == []
+    assert storage.storage, "the window is counted"
+    storage.expirations = dict.fromkeys(storage.expirations, 0.0)  # every window over
+    client.get("/healthz")  # not limited: counts nothing, sweeps nothing
+    client.post("/v1/ask", json={"question": "发票"}, environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert list(storage.storage.values()) == [1], "the first client's old window swept, the new client's counted"
+
+
 def test_console_search_has_its_own_limit(answered_service, agent_key):
     client = create_app({"QA_RATE_LIMIT": "1 per minute", "QA_CONSOLE_RATE_LIMIT": "3 per minute"},
                         service=answered_service).test_client()
