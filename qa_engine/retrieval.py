@@ -102,7 +102,12 @@ class Retriever:
         self.answers: AnswerIndex | None = None
         self.subjects = {p.doc: law_subject(p.doc) for p in index.passages}
         self._subject_names = sorted(set(self.subjects.values()), key=len, reverse=True)
-        self.answer_types = [analyzer.answer_types(p.text) for p in index.passages]
+        self._subject_id = {subject: number for number, subject in enumerate(sorted(set(self.subjects.values())))}
+        self._subject_ids = np.array([self._subject_id[self.subjects[p.doc]] for p in index.passages], dtype=np.int64)
+        self._type_bit = {name: bit for bit, (name, _, _) in enumerate(analyzer.dictionary.question_types)}
+        self._answer_type_bits = np.array(
+            [sum(1 << self._type_bit[name] for name in analyzer.answer_types(p.text)) for p in index.passages], dtype=np.int64
+        )
 
     def set_answers(self, answers: list[ApprovedAnswer]) -> None:
         self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder)
@@ -129,27 +134,34 @@ class Retriever:
                     entry[0] = float(bm25_scores[i])
 
         passages = self.index.passages
-        live = {i: s for i, s in candidates.items() if passages[i].in_force(as_of)}
-        hits = [Hit("article", passages[i].id, 0.0, s[0], s[1]) for i, s in live.items()]
-        index_of = {passages[i].id: i for i in live}
-        hits += self._answer_hits(question, terms, query_vector, as_of, channels)
-        self._fuse(hits, channels)
+        live = np.array([i for i in candidates if passages[i].in_force(as_of)], dtype=np.int64)
+        answer_hits = self._answer_hits(question, terms, query_vector, as_of, channels)
+        bm25 = np.array([candidates[i][0] for i in live] + [h.bm25 for h in answer_hits], dtype=np.float64)
+        dense = np.array([candidates[i][1] for i in live] + [h.dense for h in answer_hits], dtype=np.float64)
+        scores = self._fuse(bm25, dense, channels)
+        articles = len(live)
+        for number, hit in enumerate(answer_hits, articles):
+            scores[number] *= self.weights.approved_boost
+            if hit.phrasing_similarity >= self.weights.approved_phrasing_first:
+                scores[number] += 1.0  # a curated phrasing of this very question: ahead of every article
         named = self.named_taxes(f"{normalise(question)} {expansion_text}")
         asked = self.analyzer.question_types(question)
-        for hit in hits:
-            if hit.kind != "article":
-                continue
-            number = index_of[hit.key]
-            if self.subjects[passages[number].doc] in named:
-                hit.score += self.weights.named_tax_boost
-            if asked and not asked & self.answer_types[number]:
-                hit.score -= self.weights.answer_type_mismatch
-        hits.sort(key=lambda h: -h.score)
-        confidence, features = self._confidence(hits, question)
-        hits = hits[:top_k]
-        for hit in hits:
-            if hit.kind == "article":
-                hit.matched_terms = self.index.bm25.matched_terms(terms, index_of[hit.key])
+        scores[:articles] += self.weights.named_tax_boost * np.isin(self._subject_ids[live], [self._subject_id[n] for n in named])
+        if asked:
+            asked_bits = sum(1 << self._type_bit[name] for name in asked)
+            scores[:articles] -= self.weights.answer_type_mismatch * ((self._answer_type_bits[live] & asked_bits) == 0)
+
+        order = np.argsort(-scores, kind="stable")
+        hits = []
+        for number in order[:top_k]:
+            if number < articles:
+                hit = Hit("article", passages[live[number]].id, 0.0, float(bm25[number]), float(dense[number]))
+                hit.matched_terms = self.index.bm25.matched_terms(terms, int(live[number]))
+            else:
+                hit = answer_hits[number - articles]
+            hit.score = float(scores[number])
+            hits.append(hit)
+        confidence, features = self._confidence(hits, scores[order], bm25[order], dense[order], question)
         return Retrieval(hits, confidence, terms, features, asked)
 
     def named_taxes(self, text: str) -> set[str]:
@@ -185,37 +197,31 @@ class Retriever:
                                 phrasing_similarity=float(similarity_best[number])))
         return hits
 
-    def _fuse(self, hits: list[Hit], channels) -> None:
-        if not hits:
-            return
-        top_bm25 = max(h.bm25 for h in hits) or 1.0
-        top_dense = max(h.dense for h in hits) or 1.0
+    def _fuse(self, bm25: np.ndarray, dense: np.ndarray, channels) -> np.ndarray:
+        """Each channel's score relative to its best for this question, mixed by the weights."""
+        if not len(bm25):
+            return np.zeros(0)
         w = self.weights
         use_bm25, use_dense = "bm25" in channels, "dense" in channels
         total = (w.bm25 if use_bm25 else 0) + (w.dense if use_dense else 0)
-        for h in hits:
-            score = (w.bm25 * h.bm25 / top_bm25 if use_bm25 else 0) + (w.dense * max(h.dense, 0) / top_dense if use_dense else 0)
-            score /= total
-            if h.kind == "approved":
-                score *= w.approved_boost
-                if h.phrasing_similarity >= w.approved_phrasing_first:
-                    score += 1.0  # a curated phrasing of this very question: ahead of every article
-            h.score = score
+        lexical = w.bm25 * bm25 / (bm25.max() or 1.0) if use_bm25 else 0.0
+        semantic = w.dense * np.maximum(dense, 0.0) / (dense.max() or 1.0) if use_dense else 0.0
+        return (lexical + semantic) / total
 
-    def _confidence(self, hits: list[Hit], question: str) -> tuple[float, dict[str, float]]:
+    def _confidence(self, hits: list[Hit], scores: np.ndarray, bm25: np.ndarray, dense: np.ndarray,
+                    question: str) -> tuple[float, dict[str, float]]:
         """How likely the first hit is right: similarity, agreement of the channels, margin to
-        the runner-up, and how much of the question's vocabulary the knowledge base knows."""
+        the runner-up, and how much of the question's vocabulary the knowledge base knows.
+        ``scores``, ``bm25`` and ``dense`` cover every candidate, best first."""
         if not hits:
             return 0.0, {"cosine": 0.0, "agreement": 0.0, "margin": 0.0, "known_words": 0.0}
         top = hits[0]
-        by_dense = max(hits, key=lambda h: h.dense)
-        by_bm25 = max(hits, key=lambda h: h.bm25)
         words = self.analyzer.words(question)
         known = sum(1 for word in words if word in self.index.bm25.vocabulary)
         features = {
             "cosine": max(top.dense, 0.0),
-            "agreement": 1.0 if (by_dense.key == top.key and by_bm25.key == top.key) else 0.0,
-            "margin": top.score - hits[1].score if len(hits) > 1 else top.score,
+            "agreement": 1.0 if (dense.argmax() == 0 and bm25.argmax() == 0) else 0.0,
+            "margin": top.score - float(scores[1]) if len(scores) > 1 else top.score,
             "known_words": known / len(words) if words else 0.0,
         }
         w = self.weights
