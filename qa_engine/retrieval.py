@@ -92,22 +92,21 @@ class Retriever:
         expansions = self.analyzer.expansions(normalise(question))
         terms = self.analyzer.query_terms(question, expansions)
         expansion_text = " ".join(phrase for phrase, _ in expansions)
-        bm25_scores = self.index.bm25.scores(terms) if "bm25" in channels else None
+        use_bm25 = "bm25" in channels
         query_vector = self.embedder.encode([f"{question} {expansion_text}".strip()])[0] if "dense" in channels else None
 
         candidates: dict[int, list[float]] = {}
-        if bm25_scores is not None:
-            top = np.argpartition(-bm25_scores, min(CANDIDATES, len(bm25_scores) - 1))[:CANDIDATES]
-            for i in top:
-                if bm25_scores[i] > 0:
-                    candidates.setdefault(int(i), [0.0, 0.0])[0] = float(bm25_scores[i])
+        bm25 = self.index.bm25.rank(terms, CANDIDATES) if use_bm25 else None
+        if bm25 is not None:
+            for i, score in zip(bm25.ids, bm25.scores):
+                candidates[int(i)] = [float(score), 0.0]
         if query_vector is not None:
             cosines, ids = self.index.dense.search(query_vector, CANDIDATES * 2)
-            for cosine, i in zip(cosines, ids):
+            bm25_of_ids = bm25.score_of(ids) if bm25 is not None else np.zeros(len(ids))
+            for cosine, i, bm25_score in zip(cosines, ids, bm25_of_ids):
                 entry = candidates.setdefault(int(i), [0.0, 0.0])
                 entry[1] = float(cosine)
-                if bm25_scores is not None:
-                    entry[0] = float(bm25_scores[i])
+                entry[0] = float(bm25_score)
 
         passages = self.index.passages
         live = {i: s for i, s in candidates.items() if passages[i].in_force(as_of)}
