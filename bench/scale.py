@@ -168,6 +168,7 @@ def build(size: int, work: Path, source: Path, dense_kind: str, workers: int = 2
 
 
 CHUNK = 20_000  # passages a worker tokenises at a time
+EMBED_BATCH = 500
 _job: dict = {}  # set before the workers fork: what they read
 
 
@@ -189,7 +190,8 @@ def _tokenise_chunk(span: tuple[int, int]):
         lengths[number] = len(terms)
     tokenise = time.process_time() - t
     t = time.process_time()
-    vectors = embedder.encode(texts)
+    # StaticEmbedder.encode gathers every token's vector at once (1 KiB a token): a few hundred texts at a time.
+    vectors = np.concatenate([embedder.encode(texts[i : i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)])
     embed = time.process_time() - t
     return list(vocabulary), np.frombuffer(term_ids, dtype=np.int32), lengths, vectors, {"tokenise": tokenise, "embed": embed}
 
