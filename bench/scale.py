@@ -107,7 +107,8 @@ def build(size: int, work: Path, source: Path, dense_kind: str, workers: int = 2
     timings: dict[str, float] = {}
     worker_seconds = {"tokenise": 0.0, "embed": 0.0}
     context = multiprocessing.get_context("fork")  # the workers inherit the corpus and the analyzer
-    with context.Pool(workers) as pool, MemorySampler(pool) as memory:
+    pool = context.Pool(workers)
+    with MemorySampler(pool) as memory:
         start = time.perf_counter()
         with IndexWriter(home) as writer:
             t = time.perf_counter()
@@ -117,23 +118,25 @@ def build(size: int, work: Path, source: Path, dense_kind: str, workers: int = 2
             t = time.perf_counter()
             builder, dense, waiting = PostingsBuilder(), None, []
             exact = ExactTopK(queries)
-            for vocabulary, term_ids, lengths, vectors, seconds in pool.imap(_tokenise_chunk, spans):
-                builder.add(vocabulary, term_ids, lengths)
-                exact.add(vectors)
-                for key, value in seconds.items():
-                    worker_seconds[key] += value
-                waiting.append(vectors)
-                if dense is None and (sum(map(len, waiting)) >= training_size(dense_kind, size) or len(waiting) == len(spans)):
-                    dense = DenseIndex.create(dense_kind, embedder.dimension, size, np.concatenate(waiting))
-                if dense is not None:
-                    for block in waiting:
-                        dense.add(block)
-                    waiting = []
-            timings["tokenise_embed_s"] = time.perf_counter() - t
+            with pool:
+                for vocabulary, term_ids, lengths, vectors, seconds in pool.imap(_tokenise_chunk, spans):
+                    builder.add(vocabulary, term_ids, lengths)
+                    exact.add(vectors)
+                    for key, value in seconds.items():
+                        worker_seconds[key] += value
+                    waiting.append(vectors)
+                    if dense is None and (sum(map(len, waiting)) >= training_size(dense_kind, size) or len(waiting) == len(spans)):
+                        dense = DenseIndex.create(dense_kind, embedder.dimension, size, np.concatenate(waiting))
+                    if dense is not None:
+                        for block in waiting:
+                            dense.add(block)
+                        waiting = []
+            timings["tokenise_embed_s"] = time.perf_counter() - t  # the workers have exited
 
             t = time.perf_counter()
             writer.write_dense(dense)
             del dense
+            release_freed_memory()  # FAISS frees its cells' vectors to the heap, not to the system
             timings["dense_write_s"] = time.perf_counter() - t
             t = time.perf_counter()
             bm25 = builder.finish()
@@ -194,6 +197,17 @@ def _tokenise_chunk(span: tuple[int, int]):
     vectors = np.concatenate([embedder.encode(texts[i : i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)])
     embed = time.process_time() - t
     return list(vocabulary), np.frombuffer(term_ids, dtype=np.int32), lengths, vectors, {"tokenise": tokenise, "embed": embed}
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed inside the C heap back to the system (glibc), so the next step's peak
+    does not sit on top of it."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:  # not glibc
+        pass
 
 
 def training_size(dense_kind: str, size: int) -> int:

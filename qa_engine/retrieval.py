@@ -121,9 +121,9 @@ class Retriever:
         hits.sort(key=lambda h: -h.score)
         confidence, features = self._confidence(hits, question)
         hits = hits[:top_k]
-        for hit in hits:
-            if hit.kind == "article":
-                hit.matched_terms = self.index.bm25.matched_terms(terms, index_of[hit.key])
+        articles = [hit for hit in hits if hit.kind == "article"]
+        for hit, matched in zip(articles, self.index.bm25.matched_terms_of(terms, [index_of[h.key] for h in articles])):
+            hit.matched_terms = matched
         return Retrieval(hits, confidence, terms, features)
 
     def named_taxes(self, text: str) -> set[str]:

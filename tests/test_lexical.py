@@ -60,6 +60,8 @@ def test_matched_terms_are_the_query_terms_in_the_passage():
     assert index.matched_terms(query, 0) == ["发票"]
     assert index.matched_terms(query, 1) == ["发票", "工资"]
     assert index.matched_terms(query, 2) == ["税率"]
+    assert index.matched_terms_of(query, [2, 0, 1, 0]) == [["税率"], ["发票"], ["发票", "工资"], ["发票"]]
+    assert index.matched_terms_of(query, []) == []
 
 
 def test_saved_and_loaded_index_scores_the_same(tmp_path):
