@@ -118,9 +118,12 @@ def markdown(merged: dict) -> str:
         "inner product reaches exact search's 10th (within 1e-5). Synthetic passages recombine 1,183 articles, so many "
         "have equal vectors, and which of the equals exact search returns is arbitrary: by id, exact search "
         "scores below 1 against itself. The tie-aware measure is the one the target is read on.",
-        "- BM25 scores every passage that shares a term with the question, then sorts only those above a floor "
-        "that at least 100 passages reach (`BM25Index.top`); the results equal a full sort. Skipping passages "
-        "by score bounds (MaxScore) was measured and is slower here: see docs/SCALING.md.",
+        "- BM25 adds up the question's posting lists in one float32 sparse product, then sorts only the passages "
+        "above a floor that at least 100 passages reach (`BM25Index.rank`); the results equal a full sort. "
+        "Skipping passages by score bounds (MaxScore) was measured and is slower on these corpora: see docs/SCALING.md.",
+        "- Ask latency at 1M depends on the load more than anything: each ask reads about a million postings "
+        "and a million scores, so it competes for memory bandwidth with whatever else runs. Compare the ratio "
+        "to the baseline measured in the same minutes.",
         "",
         END,
     ]

@@ -92,11 +92,10 @@ class Retriever:
         expansions = self.analyzer.expansions(normalise(question))
         terms = self.analyzer.query_terms(question, expansions)
         expansion_text = " ".join(phrase for phrase, _ in expansions)
-        use_bm25 = "bm25" in channels
         query_vector = self.embedder.encode([f"{question} {expansion_text}".strip()])[0] if "dense" in channels else None
 
         candidates: dict[int, list[float]] = {}
-        bm25 = self.index.bm25.rank(terms, CANDIDATES) if use_bm25 else None
+        bm25 = self.index.bm25.rank(terms, CANDIDATES) if "bm25" in channels else None
         if bm25 is not None:
             for i, score in zip(bm25.ids, bm25.scores):
                 candidates[int(i)] = [float(score), 0.0]
