@@ -113,9 +113,11 @@ class SyntheticCorpus:
         return Passage(f"{real.id}~{number}", real.doc, real.article, real.title, real.chapter, text,
                        real.effective_from, real.effective_to)
 
-    def passages(self):
-        offset = 0
-        for number in range(len(self)):
+    def passages(self, first: int = 0, last: int | None = None):
+        """The passages numbered ``first`` up to ``last`` (all by default), in order."""
+        last = len(self) if last is None else last
+        offset = int(self.unit_counts[:first].sum())
+        for number in range(first, last):
             yield self.passage(number, offset)
             offset += int(self.unit_counts[number])
 

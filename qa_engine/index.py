@@ -7,6 +7,7 @@ any point leaves the previous index serving.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -21,7 +23,7 @@ from .dense import DenseIndex, Embedder
 from .errors import IndexMismatch, IndexNotBuilt
 from .lexical import BM25Index
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: BM25 stored as posting lists (terms x passages)
 CURRENT_POINTER = "CURRENT"
 KEEP_OLD_BUILDS = 2
 
@@ -64,11 +66,8 @@ class BuiltIndex:
         return self.manifest["build_id"]
 
 
-def corpus_hash(passages: list[Passage]) -> str:
-    digest = hashlib.sha256()
-    for p in passages:
-        digest.update(f"{p.id}\t{p.effective_from}\t{p.effective_to}\t{p.text}\n".encode())
-    return digest.hexdigest()[:16]
+def _hash_line(p: Passage) -> bytes:
+    return f"{p.id}\t{p.effective_from}\t{p.effective_to}\t{p.text}\n".encode()
 
 
 def write_index(
@@ -82,37 +81,76 @@ def write_index(
     dense_kind: str = "flat",
 ) -> Path:
     """Write a complete index next to the current one and switch to it atomically."""
-    builds = home / "indexes"
-    builds.mkdir(parents=True, exist_ok=True)
-    remove_abandoned_builds(builds)
-    build_id, scratch = _new_scratch(builds)
-    bm25.save(scratch)
-    DenseIndex.build(vectors, dense_kind).save(scratch / "dense.faiss")
-    (scratch / "homophones.json").write_text(json.dumps(homophones, ensure_ascii=False), "utf-8")
-    with open(scratch / "passages.jsonl", "w", encoding="utf-8") as out:
-        for p in passages:
-            out.write(json.dumps(p.__dict__, ensure_ascii=False) + "\n")
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "build_id": build_id,
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "embedder": _portable_name(embedder.name, home),
-        "dimension": int(vectors.shape[1]),
-        "normalised": True,
-        "dense_index": dense_kind,
-        "passages": len(passages),
-        "corpus_hash": corpus_hash(passages),
-        "dictionary_hash": dictionary_fingerprint,
-    }
-    (scratch / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), "utf-8")
-    _fsync_folder(scratch)
-    final = builds / build_id
-    os.replace(scratch, final)
-    pointer = home / f"{CURRENT_POINTER}.tmp"
-    pointer.write_text(build_id, "utf-8")
-    os.replace(pointer, home / CURRENT_POINTER)
-    _remove_old_builds(builds, keep=build_id)
-    return final
+    with IndexWriter(home) as writer:
+        writer.write_passages(passages)
+        writer.write_bm25(bm25)
+        writer.write_dense(DenseIndex.build(vectors, dense_kind))
+        writer.write_homophones(homophones)
+        return writer.commit(embedder, dictionary_fingerprint)
+
+
+class IndexWriter:
+    """Writes a build into its scratch folder one part at a time (a large build can free each
+    part before making the next), then ``commit`` switches to it atomically. Leaving the
+    ``with`` block without committing removes the scratch folder."""
+
+    def __init__(self, home: Path):
+        self.home = home
+        self.builds = home / "indexes"
+        self.builds.mkdir(parents=True, exist_ok=True)
+        remove_abandoned_builds(self.builds)
+        self.build_id, self.scratch = _new_scratch(self.builds)
+        self._manifest: dict = {}
+
+    def __enter__(self) -> "IndexWriter":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.scratch.exists():
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def write_passages(self, passages: Iterable[Passage]) -> None:
+        """Passages in index order, from a list or streamed from a generator."""
+        digest, count = hashlib.sha256(), 0
+        with open(self.scratch / "passages.jsonl", "w", encoding="utf-8") as out:
+            for p in passages:
+                digest.update(_hash_line(p))
+                out.write(json.dumps(dataclasses.asdict(p), ensure_ascii=False) + "\n")
+                count += 1
+        self._manifest.update(passages=count, corpus_hash=digest.hexdigest()[:16])
+
+    def write_bm25(self, bm25: BM25Index) -> None:
+        bm25.save(self.scratch)
+
+    def write_dense(self, dense: DenseIndex) -> None:
+        dense.save(self.scratch / "dense.faiss")
+        self._manifest.update(dimension=dense.dimension, dense_index=dense.kind)
+
+    def write_homophones(self, homophones: dict) -> None:
+        (self.scratch / "homophones.json").write_text(json.dumps(homophones, ensure_ascii=False), "utf-8")
+
+    def commit(self, embedder: Embedder, dictionary_fingerprint: str) -> Path:
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "build_id": self.build_id,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "embedder": _portable_name(embedder.name, self.home),
+            "dimension": self._manifest["dimension"],
+            "normalised": True,
+            "dense_index": self._manifest["dense_index"],
+            "passages": self._manifest["passages"],
+            "corpus_hash": self._manifest["corpus_hash"],
+            "dictionary_hash": dictionary_fingerprint,
+        }
+        (self.scratch / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), "utf-8")
+        _fsync_folder(self.scratch)
+        final = self.builds / self.build_id
+        os.replace(self.scratch, final)
+        pointer = self.home / f"{CURRENT_POINTER}.tmp"
+        pointer.write_text(self.build_id, "utf-8")
+        os.replace(pointer, self.home / CURRENT_POINTER)
+        _remove_old_builds(self.builds, keep=self.build_id)
+        return final
 
 
 def _portable_name(embedder_name: str, home: Path) -> str:
@@ -151,10 +189,20 @@ def load_index(home: Path, embedder_name: str | None = None, dimension: int | No
         )
     if dimension is not None and manifest["dimension"] != dimension:
         raise IndexMismatch(f"the index has dimension {manifest['dimension']}, the embedder gives {dimension}")
+    shared: dict = {}
     with open(folder / "passages.jsonl", encoding="utf-8") as lines:
-        passages = [Passage(**json.loads(line)) for line in lines]
+        passages = [_shared_fields(Passage(**json.loads(line)), shared) for line in lines]
     homophones = json.loads((folder / "homophones.json").read_text("utf-8"))
     return BuiltIndex(folder, manifest, passages, BM25Index.load(folder), DenseIndex.load(folder / "dense.faiss"), homophones)
+
+
+def _shared_fields(passage: Passage, shared: dict) -> Passage:
+    """One string object for each law, title, chapter and date however many passages repeat it
+    (at a million passages, copies would take about half a gigabyte)."""
+    for name in ("doc", "article", "title", "chapter", "effective_from", "effective_to"):
+        value = getattr(passage, name)
+        setattr(passage, name, shared.setdefault(value, value))
+    return passage
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -1,7 +1,11 @@
 """Lexical retrieval: Okapi BM25 over jieba terms, with weighted query terms.
 
-The index is a sparse passage-by-term matrix of BM25 term weights, so a query with
-weights (its own words 1.0, synonym expansions less) is one sparse product.
+The index keeps, for each term, its posting list: the passages it occurs in (ascending) and
+its BM25 weight in each (idf included). A query with weights (its own words 1.0, synonym
+expansions less) scores a passage as the weighted sum of its terms' weights.
+
+``rank`` gives the best passages, in the order sorting ``scores`` gives, without sorting or
+partitioning every passage's score.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import json
 import math
 from array import array
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +22,32 @@ from scipy import sparse
 
 K1 = 1.2
 B = 0.75
+# ``rank`` takes its score floor from every FLOOR_STRIDE-th passage.
+FLOOR_STRIDE = 8
+
+
+@dataclass
+class Ranking:
+    """The best passages for a question (``ids``, best first, and their ``scores``) and the
+    score of every passage, to look up others (``score_of``)."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    all_scores: np.ndarray
+
+    def score_of(self, passages: np.ndarray) -> np.ndarray:
+        return self.all_scores[np.asarray(passages, dtype=np.int64)]
 
 
 class BM25Index:
-    def __init__(self, vocabulary: dict[str, int], idf: np.ndarray, average_length: float, matrix: sparse.csr_matrix):
+    def __init__(self, vocabulary: dict[str, int], idf: np.ndarray, average_length: float, postings: sparse.csr_matrix):
+        """``postings``: terms x passages, BM25 weights, passages ascending within each term."""
         self.vocabulary = vocabulary
         self.idf = idf
         self.average_length = average_length
-        self.matrix = matrix  # passages x terms, BM25 weights (idf included)
-        self._by_term = matrix.T.tocsr()
+        postings.sort_indices()
+        self.postings = postings
+        self.passages = postings.shape[1]
 
     @classmethod
     def build(cls, passages_terms: list[list[str]]) -> "BM25Index":
@@ -42,7 +64,7 @@ class BM25Index:
             idf[index] = math.log(1 + (n - df + 0.5) / (df + 0.5))
         average_length = sum(len(t) for t in passages_terms) / n or 1.0
         matrix = encode_passages(passages_terms, vocabulary, idf, average_length)
-        return cls(vocabulary, idf, average_length, matrix)
+        return cls(vocabulary, idf, average_length, matrix.T.tocsr())
 
     def query_vector(self, weighted_terms: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
         indices, weights = [], []
@@ -56,21 +78,49 @@ class BM25Index:
     def scores(self, weighted_terms: dict[str, float]) -> np.ndarray:
         """BM25 score of every passage for the weighted query terms."""
         indices, weights = self.query_vector(weighted_terms)
-        by_term = self._by_term
-        starts, ends = by_term.indptr[indices], by_term.indptr[indices + 1]
-        if len(indices) == 0 or (ends - starts).sum() == 0:
-            return np.zeros(self.matrix.shape[0], dtype=np.float32)
-        postings = np.concatenate([by_term.indices[a:b] for a, b in zip(starts, ends)])
-        values = np.concatenate([by_term.data[a:b] * w for a, b, w in zip(starts, ends, weights)])
-        return np.bincount(postings, weights=values, minlength=self.matrix.shape[0]).astype(np.float32)
+        if len(indices) == 0:
+            return np.zeros(self.passages, dtype=np.float32)
+        # The query terms' posting lists, then one scatter-add in float32 (scipy's C loop):
+        # 3x faster than np.bincount's float64 at a million passages.
+        return np.asarray(self.postings[indices].T @ weights, dtype=np.float32)
+
+    def rank(self, weighted_terms: dict[str, float], k: int) -> "Ranking":
+        """Every passage's score, and the ``k`` best with a positive score, best first (equal
+        scores by passage number).
+
+        The best ``k`` are picked without partitioning every passage's score: the k-th best
+        score of every FLOOR_STRIDE-th passage is a floor at least ``k`` passages reach, and
+        only the passages at or above it are sorted.
+        """
+        scores = self.scores(weighted_terms)
+        sample = scores[::FLOOR_STRIDE]
+        floor = float(np.partition(sample, len(sample) - k)[len(sample) - k]) if 0 < k <= len(sample) else 0.0
+        chosen = np.flatnonzero(scores >= floor) if floor > 0 else np.flatnonzero(scores > 0)
+        best = chosen[np.lexsort((chosen, -scores[chosen]))[: max(k, 0)]]
+        return Ranking(best, scores[best], scores)
 
     def matched_terms(self, weighted_terms: dict[str, float], passage: int) -> list[str]:
-        matrix = self.matrix
-        present = set(matrix.indices[matrix.indptr[passage] : matrix.indptr[passage + 1]].tolist())
-        return [t for t in weighted_terms if self.vocabulary.get(t) in present]
+        return self.matched_terms_of(weighted_terms, [passage])[0]
+
+    def matched_terms_of(self, weighted_terms: dict[str, float], passages: list[int]) -> list[list[str]]:
+        """For each passage, the query terms it contains (one look-up per term for all of them)."""
+        postings = self.postings
+        wanted = np.asarray(passages, dtype=np.int64)
+        matched: list[list[str]] = [[] for _ in passages]
+        for term in weighted_terms:
+            index = self.vocabulary.get(term)
+            if index is None or len(wanted) == 0:
+                continue
+            listed = postings.indices[postings.indptr[index] : postings.indptr[index + 1]]
+            if len(listed) == 0:
+                continue
+            at = np.minimum(np.searchsorted(listed, wanted), len(listed) - 1)
+            for number in np.flatnonzero(listed[at] == wanted):
+                matched[number].append(term)
+        return matched
 
     def save(self, folder: Path) -> None:
-        sparse.save_npz(folder / "bm25_matrix.npz", self.matrix, compressed=False)  # zlib: slow to write and load
+        sparse.save_npz(folder / "bm25_postings.npz", self.postings, compressed=False)  # zlib: slow to write and load
         np.save(folder / "bm25_idf.npy", self.idf)
         (folder / "bm25.json").write_text(
             json.dumps({"k1": K1, "b": B, "average_length": self.average_length, "vocabulary": self.vocabulary}, ensure_ascii=False),
@@ -80,8 +130,73 @@ class BM25Index:
     @classmethod
     def load(cls, folder: Path) -> "BM25Index":
         meta = json.loads((folder / "bm25.json").read_text("utf-8"))
-        matrix = sparse.load_npz(folder / "bm25_matrix.npz").tocsr()
-        return cls(meta["vocabulary"], np.load(folder / "bm25_idf.npy"), meta["average_length"], matrix)
+        postings = sparse.load_npz(folder / "bm25_postings.npz").tocsr()
+        return cls(meta["vocabulary"], np.load(folder / "bm25_idf.npy"), meta["average_length"], postings)
+
+
+
+class PostingsBuilder:
+    """Builds a ``BM25Index`` from passages given a chunk at a time, for corpora too large to
+    hold as lists of terms (a million passages): each chunk is kept as compact posting lists of
+    term counts, and ``finish`` writes the BM25 weights into one array per field, chunk by chunk.
+    Scores equal ``BM25Index.build`` on the same terms up to float rounding."""
+
+    def __init__(self):
+        self.terms: dict[str, int] = {}  # term -> id in order of first sight
+        self._chunks: list[tuple[int, sparse.csr_matrix]] = []  # (first passage, terms x passages counts)
+        self._lengths: list[np.ndarray] = []
+        self.passages = 0
+
+    def add(self, vocabulary: list[str], term_ids: np.ndarray, lengths: np.ndarray) -> None:
+        """Append passages: ``term_ids`` index ``vocabulary`` (the chunk's own) and are the
+        passages' terms one after another; ``lengths`` is how many terms each passage has."""
+        to_global = np.fromiter((self.terms.setdefault(t, len(self.terms)) for t in vocabulary), dtype=np.int64,
+                                count=len(vocabulary))
+        lengths = np.asarray(lengths, dtype=np.int64)
+        owners = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
+        columns = to_global[np.asarray(term_ids, dtype=np.int64)] if len(term_ids) else np.zeros(0, dtype=np.int64)
+        counts = sparse.csr_matrix((np.ones(len(columns), dtype=np.float32), (columns, owners)),
+                                   shape=(len(self.terms), len(lengths)))
+        counts.sum_duplicates()  # also sorts each term's passages
+        counts.data = np.minimum(counts.data, np.iinfo(np.uint16).max).astype(np.uint16)  # half the bytes
+        self._chunks.append((self.passages, counts))
+        self._lengths.append(lengths)
+        self.passages += len(lengths)
+
+    def finish(self) -> BM25Index:
+        vocabulary_size, n = len(self.terms), self.passages
+        lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, dtype=np.int64)
+        document_frequency = np.zeros(vocabulary_size, dtype=np.int64)
+        for _, counts in self._chunks:
+            document_frequency[: counts.shape[0]] += np.diff(counts.indptr)
+        ordered = sorted(self.terms, key=self.terms.__getitem__)  # id -> term
+        by_name = sorted(range(vocabulary_size), key=ordered.__getitem__)  # BM25Index.build numbers terms sorted
+        new_id = np.empty(vocabulary_size, dtype=np.int64)
+        new_id[by_name] = np.arange(vocabulary_size)
+        df = document_frequency[by_name].astype(np.float64)
+        passages = max(n, 1)
+        idf = np.log(1 + (passages - df + 0.5) / (df + 0.5)).astype(np.float32)
+        average_length = float(lengths.sum()) / passages or 1.0
+        indptr = np.concatenate([[0], np.cumsum(df.astype(np.int64))])
+        data = np.empty(indptr[-1], dtype=np.float32)
+        indices = np.empty(indptr[-1], dtype=np.int32)
+        filled = np.zeros(vocabulary_size, dtype=np.int64)  # by new id
+        while self._chunks:  # each chunk is freed once written
+            first, counts = self._chunks.pop(0)
+            per_term = np.diff(counts.indptr)
+            term = new_id[np.repeat(np.arange(counts.shape[0]), per_term)]
+            within = np.arange(len(counts.data)) - np.repeat(counts.indptr[:-1], per_term)
+            at = indptr[term] + filled[term] + within
+            passage = counts.indices.astype(np.int64) + first
+            tf = counts.data.astype(np.float64)
+            norm = K1 * (1 - B + B * lengths[passage] / average_length)
+            data[at] = idf[term] * tf * (K1 + 1) / (tf + norm)
+            indices[at] = passage
+            filled[new_id[: counts.shape[0]]] += per_term
+            del counts, term, within, at, passage, tf, norm
+        self._lengths = []
+        postings = sparse.csr_matrix((data, indices, indptr), shape=(vocabulary_size, n))
+        return BM25Index({term: i for i, term in enumerate(ordered[j] for j in by_name)}, idf, average_length, postings)
 
 
 def encode_passages(

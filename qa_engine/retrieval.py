@@ -116,22 +116,20 @@ class Retriever:
         expansions = self.analyzer.expansions(normalise(question))
         terms = self.analyzer.query_terms(question, expansions)
         expansion_text = " ".join(phrase for phrase, _ in expansions)
-        bm25_scores = self.index.bm25.scores(terms) if "bm25" in channels else None
         query_vector = self.embedder.encode([f"{question} {expansion_text}".strip()])[0] if "dense" in channels else None
 
         candidates: dict[int, list[float]] = {}
-        if bm25_scores is not None:
-            top = np.argpartition(-bm25_scores, min(CANDIDATES, len(bm25_scores) - 1))[:CANDIDATES]
-            for i in top:
-                if bm25_scores[i] > 0:
-                    candidates.setdefault(int(i), [0.0, 0.0])[0] = float(bm25_scores[i])
+        lexical = self.index.bm25.rank(terms, CANDIDATES) if "bm25" in channels else None
+        if lexical is not None:
+            for i, score in zip(lexical.ids, lexical.scores):
+                candidates[int(i)] = [float(score), 0.0]
         if query_vector is not None:
             cosines, ids = self.index.dense.search(query_vector, CANDIDATES * 2)
-            for cosine, i in zip(cosines, ids):
+            bm25_of_ids = lexical.score_of(ids) if lexical is not None else np.zeros(len(ids))
+            for cosine, i, bm25_score in zip(cosines, ids, bm25_of_ids):
                 entry = candidates.setdefault(int(i), [0.0, 0.0])
                 entry[1] = float(cosine)
-                if bm25_scores is not None:
-                    entry[0] = float(bm25_scores[i])
+                entry[0] = float(bm25_score)
 
         passages = self.index.passages
         live = np.array([i for i in candidates if passages[i].in_force(as_of)], dtype=np.int64)
@@ -152,15 +150,18 @@ class Retriever:
             scores[:articles] -= self.weights.answer_type_mismatch * ((self._answer_type_bits[live] & asked_bits) == 0)
 
         order = np.argsort(-scores, kind="stable")
-        hits = []
+        hits, article_hits, shown = [], [], []
         for number in order[:top_k]:
             if number < articles:
                 hit = Hit("article", passages[live[number]].id, 0.0, float(bm25[number]), float(dense[number]))
-                hit.matched_terms = self.index.bm25.matched_terms(terms, int(live[number]))
+                article_hits.append(hit)
+                shown.append(int(live[number]))
             else:
                 hit = answer_hits[number - articles]
             hit.score = float(scores[number])
             hits.append(hit)
+        for hit, matched in zip(article_hits, self.index.bm25.matched_terms_of(terms, shown)):
+            hit.matched_terms = matched
         confidence, features = self._confidence(hits, scores[order], bm25[order], dense[order], question)
         return Retrieval(hits, confidence, terms, features, asked)
 

@@ -10,14 +10,12 @@ import numpy as np
 import pytest
 
 from qa_engine.config import Settings
-from qa_engine.lexical import BM25Index
 from qa_engine.service import QAService
 from qa_engine.static_embedder import StaticEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.fast_bm25 import bm25_from_token_ids  # noqa: E402
 from bench.report import markdown, merge_results  # noqa: E402
 
 
@@ -60,16 +58,3 @@ def test_quick_json_and_a_small_scale_run(static_home, tmp_path):
     assert row["recall_at_10"]["own"]["recall"] >= 0.9  # exact search: only float ties differ
     section = markdown(merge_results(tmp_path / "latest.json", report))
     assert "| 300 | flat |" in section and "## Speed and scale" in section
-
-
-def test_array_bm25_equals_the_engine_build():
-    passages = [["发票", "开具", "发票"], ["个人所得税", "工资"], ["发票", "工资", "税率", "税率", "税率"], []]
-    vocabulary = sorted({t for p in passages for t in p}, reverse=True)  # any numbering
-    ids = {t: i for i, t in enumerate(vocabulary)}
-    tokens = np.array([ids[t] for p in passages for t in p], dtype=np.int32)
-    fast = bm25_from_token_ids(tokens, np.array([len(p) for p in passages]), vocabulary + ["unused"])
-    engine = BM25Index.build(passages)
-    assert fast.vocabulary == engine.vocabulary
-    np.testing.assert_allclose(fast.idf, engine.idf, rtol=1e-6)
-    assert fast.average_length == engine.average_length
-    np.testing.assert_allclose(fast.matrix.toarray(), engine.matrix.toarray(), rtol=1e-6)

@@ -1,10 +1,14 @@
-"""The built index on disk: abandoned scratch folders of killed builds are removed by the next build."""
+"""The built index on disk: written part by part, atomically; abandoned scratch folders of killed builds are removed by the next build."""
 
 from __future__ import annotations
 
 import os
 
-from qa_engine.index import current_build_id
+import numpy as np
+import pytest
+
+from qa_engine.dense import DenseIndex
+from qa_engine.index import IndexWriter, current_build_id, load_index
 
 
 def test_next_build_removes_folders_of_killed_builds_but_not_running_ones(service):
@@ -20,3 +24,48 @@ def test_next_build_removes_folders_of_killed_builds_but_not_running_ones(servic
     assert current_build_id(service.home) != before
     assert not dead.exists() and not unnamed.exists()
     assert running.exists()
+
+
+def test_a_build_written_part_by_part_reads_back_like_one_written_at_once(service):
+    built = load_index(service.home)
+    before = built.build_id
+    vectors = service.retriever().embedder.encode([p.text for p in built.passages])
+    with IndexWriter(service.home) as writer:
+        writer.write_passages(p for p in built.passages)  # a generator: streamed once
+        writer.write_bm25(built.bm25)
+        dense = DenseIndex.create("flat", vectors.shape[1], len(vectors))
+        for first in range(0, len(vectors), 3):
+            dense.add(vectors[first : first + 3])
+        writer.write_dense(dense)
+        writer.write_homophones(built.homophones)
+        writer.commit(service.retriever().embedder, built.manifest["dictionary_hash"])
+    again = load_index(service.home)
+    assert again.build_id != before
+    for key in ("passages", "corpus_hash", "dimension", "dense_index", "embedder", "dictionary_hash"):
+        assert again.manifest[key] == built.manifest[key], key
+    assert [p.id for p in again.passages] == [p.id for p in built.passages]
+    scores, ids = again.dense.search(vectors[4], 3)
+    assert ids[0] == 4 and np.isclose(scores[0], 1.0, atol=1e-5)
+
+
+def test_a_build_that_fails_midway_leaves_the_current_index_and_no_scratch(service):
+    built = load_index(service.home)
+    with pytest.raises(RuntimeError):
+        with IndexWriter(service.home) as writer:
+            writer.write_passages(built.passages)
+            raise RuntimeError("killed while writing the posting lists")
+    assert current_build_id(service.home) == built.build_id
+    assert not list((service.home / "indexes").glob("*.tmp"))
+
+
+def test_dense_index_kinds_built_in_chunks():
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(2000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for kind in ("flat", "ivf", "hnsw"):
+        dense = DenseIndex.create(kind, 16, len(vectors), vectors)
+        for first in range(0, len(vectors), 500):
+            dense.add(vectors[first : first + 500])
+        assert dense.kind == kind and dense.dimension == 16 and dense.index.ntotal == 2000
+        _, ids = dense.search(vectors[7], 1)
+        assert ids[0] == 7
