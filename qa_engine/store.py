@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-import sqlite_utils
-
 from .corpus import ApprovedAnswer, Citation, Document
+
+
+def _import_sqlite_utils():
+    """sqlite_utils imports pandas whenever it is installed (a quarter of a second of every
+    start-up) only to store pandas timestamps, which we never do; it is hidden for that import."""
+    hide = "pandas" not in sys.modules
+    if hide:
+        sys.modules["pandas"] = None  # an import of it fails with ImportError
+    try:
+        import sqlite_utils
+    finally:
+        if hide:
+            del sys.modules["pandas"]
+    return sqlite_utils
+
+
+sqlite_utils = _import_sqlite_utils()
 
 DATABASE_NAME = "knowledge.db"
 

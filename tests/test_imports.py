@@ -1,11 +1,11 @@
-"""Cheap entry points stay cheap: importing the package or asking for help loads no torch."""
+"""Cheap entry points stay cheap: importing the package or asking for help loads no torch (nor pandas)."""
 
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("torch", "sentence_transformers", "transformers")
+HEAVY = ("torch", "sentence_transformers", "transformers", "pandas")
 
 
 def heavy_modules_after(code: str) -> list[str]:
