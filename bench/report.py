@@ -176,31 +176,39 @@ def write_docs(merged: dict, docs: Path) -> None:
 
 
 def plot(real: dict, rows: list[dict], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    series = [real] + rows
+    log_log_chart(
+        folder / "latency.png", "Ask latency against corpus size", "ms per ask",
+        [real["passages"]] + [r["size"] for r in rows],
+        [(label, style, [r.get(key) for r in series]) for key, label, style in (
+            ("ask_p50_ms", "engine p50", "o-"), ("ask_p99_ms", "engine p99", "o--"),
+            ("baseline_p50_ms", "jieba+bm25s p50", "s-"), ("baseline_p99_ms", "jieba+bm25s p99", "s--"))],
+        (50, "1M p99 target (50 ms)"),
+    )
+    log_log_chart(
+        folder / "memory.png", "Peak memory against corpus size", "MiB",
+        [r["size"] for r in rows],
+        [(label, style, [r.get(key) for r in rows]) for key, label, style in (
+            ("build_peak_mib", "build peak", "o-"), ("serve_peak_mib", "serve peak", "s-"),
+            ("baseline_peak_mib", "jieba+bm25s peak", "^-"))],
+        (4096, "1M target (4 GiB)"),
+    )
+
+
+def log_log_chart(path: Path, title: str, ylabel: str, sizes: list, lines: list, target: tuple) -> None:
+    """One chart against corpus size, both axes logarithmic, with the target as a dotted line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder.mkdir(parents=True, exist_ok=True)
-    sizes = [real["passages"]] + [r["size"] for r in rows]
-    series = [real] + rows
     figure, axes = plt.subplots(figsize=(6, 4))
-    for key, label, style in (("ask_p50_ms", "engine p50", "o-"), ("ask_p99_ms", "engine p99", "o--"),
-                              ("baseline_p50_ms", "jieba+bm25s p50", "s-"), ("baseline_p99_ms", "jieba+bm25s p99", "s--")):
-        axes.plot(sizes, [r.get(key) for r in series], style, label=label)
-    axes.axhline(50, color="grey", linewidth=0.8, linestyle=":", label="1M p99 target (50 ms)")
-    axes.set(xscale="log", yscale="log", xlabel="passages", ylabel="ms per ask", title="Ask latency against corpus size")
+    for label, style, values in lines:
+        axes.plot(sizes, values, style, label=label)
+    axes.axhline(target[0], color="grey", linewidth=0.8, linestyle=":", label=target[1])
+    axes.set(xscale="log", yscale="log", xlabel="passages", ylabel=ylabel, title=title)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(folder / "latency.png", dpi=110)
-    plt.close(figure)
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for key, label, style in (("build_peak_mib", "build peak", "o-"), ("serve_peak_mib", "serve peak", "s-"),
-                              ("baseline_peak_mib", "jieba+bm25s peak", "^-")):
-        axes.plot([r["size"] for r in rows], [r.get(key) for r in rows], style, label=label)
-    axes.axhline(4096, color="grey", linewidth=0.8, linestyle=":", label="1M target (4 GiB)")
-    axes.set(xscale="log", yscale="log", xlabel="passages", ylabel="MiB", title="Peak memory against corpus size")
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(folder / "memory.png", dpi=110)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
