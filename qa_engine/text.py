@@ -9,6 +9,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ParseError
+
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 WHITESPACE = re.compile(r"\s+")
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -61,11 +63,15 @@ class Dictionary:
         if stopwords_file.exists():
             stopwords = {w.strip() for w in stopwords_file.read_text("utf-8").splitlines() if w.strip()}
         if question_types_file.exists():
-            for line in question_types_file.read_text("utf-8").splitlines():
+            for number, line in enumerate(question_types_file.read_text("utf-8").splitlines(), 1):
+                if not line.strip() or line.startswith("#"):
+                    continue
                 cells = line.split("\t")
-                if len(cells) == 3 and not cells[0].startswith("#"):
-                    cues, markers = ([normalise(w) for w in cell.split("|") if w.strip()] for cell in cells[1:])
-                    question_types.append((cells[0].strip(), cues, markers))
+                cues, markers = ([normalise(w) for w in cell.split("|") if w.strip()] for cell in (cells + ["", ""])[1:3])
+                if len(cells) != 3 or not cells[0].strip() or not cues or not markers:
+                    raise ParseError(f"{question_types_file}, line {number}: expected a type, its question cues and "
+                                     "its article markers, TAB-separated (cues and markers |-separated)")
+                question_types.append((cells[0].strip(), cues, markers))
         return cls(terms, synonyms, stopwords, question_types)
 
     def fingerprint(self) -> str:

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -58,3 +59,22 @@ def test_quick_json_and_a_small_scale_run(static_home, tmp_path):
     assert row["recall_at_10"]["own"]["recall"] >= 0.9  # exact search: only float ties differ
     section = markdown(merge_results(tmp_path / "latest.json", report))
     assert "| 300 | flat |" in section and "## Speed and scale" in section
+
+
+def test_load_bench_counts_server_cpu_and_states_the_ceiling():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import load
+
+    busy_child = subprocess.Popen([sys.executable, "-c", "sum(range(30_000_000)); import time; time.sleep(60)"])
+    try:
+        deadline = time.time() + 30
+        while (load.server_cpu_seconds(busy_child.pid) or 0) < 0.3 and time.time() < deadline:
+            time.sleep(0.2)
+        child_cpu = load.server_cpu_seconds(busy_child.pid)
+        assert child_cpu >= 0.3
+        assert load.server_cpu_seconds(os.getpid()) >= child_cpu, "a process's figure includes its children"
+    finally:
+        busy_child.kill()
+        busy_child.wait()
+    assert "at most 400 requests/s" in load.cpu_note({"server_cpu_ms": 5.0}, 2)
+    assert load.cpu_note({}, 2) == ""

@@ -151,3 +151,15 @@ def test_articles_without_the_kind_of_answer_asked_for_rank_lower(service):
     assert penalised[rate_article] == pytest.approx(plain[rate_article])  # 税率 answers "how much"
     assert penalised[other_article] == pytest.approx(plain[other_article] - Weights().answer_type_mismatch)
     assert retriever.search(question, "2026-11-27", 10).question_types == {"amount"}
+
+
+@pytest.mark.parametrize("line", ["deadline\t几天", "deadline\t几天\t日内\textra", "\t几天\t日内", "deadline\t|\t日内"])
+def test_a_malformed_question_type_line_is_named(tmp_path, line):
+    from qa_engine.errors import ParseError
+    from qa_engine.text import Dictionary
+
+    (tmp_path / "question_types.tsv").write_text(f"# comment\n\nrate\t税率|几个点\t税率\n{line}\n", "utf-8")
+    with pytest.raises(ParseError, match=r"question_types.tsv, line 4"):
+        Dictionary.load(tmp_path)
+    (tmp_path / "question_types.tsv").write_text("# comment\n\nrate\t税率|几个点\t税率|百分之\n", "utf-8")
+    assert Dictionary.load(tmp_path).question_types == [("rate", ["税率", "几个点"], ["税率", "百分之"])]
