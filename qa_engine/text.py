@@ -194,7 +194,7 @@ class TextAnalyzer:
     def expansions(self, text: str) -> list[tuple[str, float]]:
         """Canonical law wording for the synonyms and homophones found in ``text``."""
         found: list[tuple[str, float]] = []
-        candidates = [pair for character in set(text) for pair in self._variants_by_first.get(character, ())]
+        candidates = [pair for character in dict.fromkeys(text) for pair in self._variants_by_first.get(character, ())]
         for variant, canonical in sorted(candidates, key=lambda pair: -len(pair[0])):
             if variant in text:
                 found.append((canonical, SYNONYM_WEIGHT))

@@ -1,6 +1,8 @@
-from qa_engine.errors import IndexNotBuilt, InvalidInput
+import os
 
 import pytest
+
+from qa_engine.errors import IndexNotBuilt, InvalidInput
 
 
 def test_ask_returns_the_json_contract(service):
@@ -163,3 +165,22 @@ def test_a_malformed_question_type_line_is_named(tmp_path, line):
         Dictionary.load(tmp_path)
     (tmp_path / "question_types.tsv").write_text("# comment\n\nrate\t税率|几个点\t税率|百分之\n", "utf-8")
     assert Dictionary.load(tmp_path).question_types == [("rate", ["税率", "几个点"], ["税率", "百分之"])]
+
+
+def test_query_terms_come_in_the_same_order_in_every_process():
+    """Terms are summed in their order: an order that followed Python's per-process string
+    hashing made the same question score a hair differently from one worker to the next."""
+    import subprocess
+    import sys
+
+    script = (
+        "from pathlib import Path; from qa_engine.text import Dictionary, TextAnalyzer;"
+        "a = TextAnalyzer(Dictionary.load(Path('corpus/dictionary')));"
+        "print(list(a.query_terms('个税专票汇算小规模城建税怎么办')))"
+    )
+    runs = {
+        subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": str(seed)},
+                       capture_output=True, text=True, check=True).stdout
+        for seed in (1, 2, 3)
+    }
+    assert len(runs) == 1
