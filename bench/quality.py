@@ -100,8 +100,8 @@ class NoBigramAnalyzer(TextAnalyzer):
     def tokens(self, text: str) -> list[str]:
         return [t for t in super().tokens(text) if not t.startswith(BIGRAM_PREFIX)]
 
-    def query_terms(self, question: str, expansions=None) -> dict[str, float]:
-        terms = super().query_terms(question, expansions)
+    def query_terms(self, question: str, expansions=None, words=None) -> dict[str, float]:
+        terms = super().query_terms(question, expansions, words)
         return {t: w for t, w in terms.items() if not t.startswith(BIGRAM_PREFIX)}
 
 

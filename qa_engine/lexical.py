@@ -78,11 +78,7 @@ class BM25Index:
     def scores(self, weighted_terms: dict[str, float]) -> np.ndarray:
         """BM25 score of every passage for the weighted query terms."""
         indices, weights = self.query_vector(weighted_terms)
-        if len(indices) == 0:
-            return np.zeros(self.passages, dtype=np.float32)
-        # The query terms' posting lists, then one scatter-add in float32 (scipy's C loop):
-        # 3x faster than np.bincount's float64 at a million passages.
-        return np.asarray(self.postings[indices].T @ weights, dtype=np.float32)
+        return weighted_row_sum(self.postings, indices, weights)
 
     def rank(self, weighted_terms: dict[str, float], k: int) -> "Ranking":
         """Every passage's score, and the ``k`` best with a positive score, best first (equal
@@ -197,6 +193,26 @@ class PostingsBuilder:
         self._lengths = []
         postings = sparse.csr_matrix((data, indices, indptr), shape=(vocabulary_size, n))
         return BM25Index({term: i for i, term in enumerate(ordered[j] for j in by_name)}, idf, average_length, postings)
+
+
+# Below this many posting entries a query is summed with numpy (scipy's row selection costs a
+# fixed ~0.1 ms), above it with scipy (its C loop is 3x faster than numpy's on long lists).
+SCIPY_FROM_ENTRIES = 30_000
+
+
+def weighted_row_sum(matrix: sparse.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``weights @ matrix[rows]`` in float32, rows added in the given order (so both ways give
+    the same bits)."""
+    starts = matrix.indptr[rows]
+    lengths = matrix.indptr[rows + 1] - starts
+    entries = int(lengths.sum())
+    if entries > SCIPY_FROM_ENTRIES:
+        return np.asarray(matrix[rows].T @ weights, dtype=np.float32)
+    total = np.zeros(matrix.shape[1], dtype=np.float32)
+    if entries:
+        at = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(entries)
+        np.add.at(total, matrix.indices[at], matrix.data[at] * np.repeat(weights, lengths))
+    return total
 
 
 def encode_passages(

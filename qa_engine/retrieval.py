@@ -16,7 +16,7 @@ import numpy as np
 from .corpus import ApprovedAnswer, short_title_of
 from .dense import Embedder
 from .index import BuiltIndex, Passage
-from .lexical import BM25Index, encode_passages
+from .lexical import BM25Index, encode_passages, weighted_row_sum
 from .text import TextAnalyzer, normalise
 
 CANDIDATES = 100
@@ -50,8 +50,22 @@ class Hit:
     score: float
     bm25: float = 0.0
     dense: float = 0.0
-    matched_terms: list[str] = field(default_factory=list)
+    passage: int = -1  # articles: the passage's number in the index
     phrasing_similarity: float = 0.0  # approved answers: closeness to the nearest curated phrasing
+
+
+@dataclass
+class AnswerScores:
+    """Approved answers a question finds: their numbers in ``AnswerIndex.answers`` and scores."""
+
+    numbers: np.ndarray
+    bm25: np.ndarray
+    dense: np.ndarray
+    similarity: np.ndarray
+
+    @classmethod
+    def none(cls) -> "AnswerScores":
+        return cls(*(np.zeros(0, dtype=dtype) for dtype in (np.int64, np.float64, np.float64, np.float64)))
 
 
 @dataclass
@@ -113,57 +127,70 @@ class Retriever:
         self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder)
 
     def search(self, question: str, as_of: str, top_k: int, channels: tuple[str, ...] = ("bm25", "dense")) -> Retrieval:
-        expansions = self.analyzer.expansions(normalise(question))
-        terms = self.analyzer.query_terms(question, expansions)
+        text = normalise(question)
+        words = self.analyzer.words(text)
+        expansions = self.analyzer.expansions(text)
+        terms = self.analyzer.query_terms(text, expansions, words)
         expansion_text = " ".join(phrase for phrase, _ in expansions)
         query_vector = self.embedder.encode([f"{question} {expansion_text}".strip()])[0] if "dense" in channels else None
 
-        candidates: dict[int, list[float]] = {}
-        lexical = self.index.bm25.rank(terms, CANDIDATES) if "bm25" in channels else None
-        if lexical is not None:
-            for i, score in zip(lexical.ids, lexical.scores):
-                candidates[int(i)] = [float(score), 0.0]
-        if query_vector is not None:
-            cosines, ids = self.index.dense.search(query_vector, CANDIDATES * 2)
-            bm25_of_ids = lexical.score_of(ids) if lexical is not None else np.zeros(len(ids))
-            for cosine, i, bm25_score in zip(cosines, ids, bm25_of_ids):
-                entry = candidates.setdefault(int(i), [0.0, 0.0])
-                entry[1] = float(cosine)
-                entry[0] = float(bm25_score)
-
+        ids, bm25, dense = self._candidates(terms, query_vector, channels)
         passages = self.index.passages
-        live = np.array([i for i in candidates if passages[i].in_force(as_of)], dtype=np.int64)
-        answer_hits = self._answer_hits(question, terms, query_vector, as_of, channels)
-        bm25 = np.array([candidates[i][0] for i in live] + [h.bm25 for h in answer_hits], dtype=np.float64)
-        dense = np.array([candidates[i][1] for i in live] + [h.dense for h in answer_hits], dtype=np.float64)
-        scores = self._fuse(bm25, dense, channels)
+        in_force = np.fromiter((passages[i].in_force(as_of) for i in ids.tolist()), dtype=bool, count=len(ids))
+        live, bm25, dense = ids[in_force], bm25[in_force], dense[in_force]
         articles = len(live)
-        for number, hit in enumerate(answer_hits, articles):
-            scores[number] *= self.weights.approved_boost
-            if hit.phrasing_similarity >= self.weights.approved_phrasing_first:
-                scores[number] += 1.0  # a curated phrasing of this very question: ahead of every article
-        named = self.named_taxes(f"{normalise(question)} {expansion_text}")
-        asked = self.analyzer.question_types(question)
+        answers = self._answer_scores(text, terms, query_vector, as_of, channels)
+        bm25 = np.concatenate([bm25, answers.bm25])
+        dense = np.concatenate([dense, answers.dense])
+        scores = self._fuse(bm25, dense, channels)
+        scores[articles:] *= self.weights.approved_boost
+        # a curated phrasing of this very question: ahead of every article
+        scores[articles:] += answers.similarity >= self.weights.approved_phrasing_first
+        named = self.named_taxes(f"{text} {expansion_text}")
+        asked = self.analyzer.question_types(text)
         scores[:articles] += self.weights.named_tax_boost * np.isin(self._subject_ids[live], [self._subject_id[n] for n in named])
         if asked:
             asked_bits = sum(1 << self._type_bit[name] for name in asked)
             scores[:articles] -= self.weights.answer_type_mismatch * ((self._answer_type_bits[live] & asked_bits) == 0)
 
         order = np.argsort(-scores, kind="stable")
-        hits, article_hits, shown = [], [], []
-        for number in order[:top_k]:
+        hits = []
+        for number in order[:top_k].tolist():
             if number < articles:
-                hit = Hit("article", passages[live[number]].id, 0.0, float(bm25[number]), float(dense[number]))
-                article_hits.append(hit)
-                shown.append(int(live[number]))
+                passage = int(live[number])
+                hits.append(Hit("article", passages[passage].id, float(scores[number]), float(bm25[number]),
+                                float(dense[number]), passage=passage))
             else:
-                hit = answer_hits[number - articles]
-            hit.score = float(scores[number])
-            hits.append(hit)
-        for hit, matched in zip(article_hits, self.index.bm25.matched_terms_of(terms, shown)):
-            hit.matched_terms = matched
-        confidence, features = self._confidence(hits, scores[order], bm25[order], dense[order], question)
+                answer = number - articles
+                hits.append(Hit("approved", self.answers.answers[answers.numbers[answer]].id, float(scores[number]),
+                                float(bm25[number]), float(dense[number]), phrasing_similarity=float(answers.similarity[answer])))
+        confidence, features = self._confidence(hits, scores[order], bm25[order], dense[order], words)
         return Retrieval(hits, confidence, terms, features, asked)
+
+    def matched_terms(self, retrieval: Retrieval) -> list[list[str]]:
+        """For each hit, the query terms its article contains (none for approved answers)."""
+        articles = [hit.passage for hit in retrieval.hits if hit.kind == "article"]
+        matched = iter(self.index.bm25.matched_terms_of(retrieval.query_terms, articles))
+        return [next(matched) if hit.kind == "article" else [] for hit in retrieval.hits]
+
+    def _candidates(self, terms: dict[str, float], query_vector, channels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidate passages, BM25's best and then the dense channel's best that BM25 did not
+        bring, with each channel's score of every candidate."""
+        lexical = self.index.bm25.rank(terms, CANDIDATES) if "bm25" in channels else None
+        ids = lexical.ids if lexical is not None else np.zeros(0, dtype=np.int64)
+        cosines = np.zeros(len(ids))
+        if query_vector is not None:
+            found_cosines, found = self.index.dense.search(query_vector, CANDIDATES * 2)
+            new = ~np.isin(found, ids)
+            at = np.empty(len(found), dtype=np.int64)
+            at[new] = len(ids) + np.arange(np.count_nonzero(new))
+            by_id = np.argsort(ids)
+            at[~new] = by_id[np.searchsorted(ids, found[~new], sorter=by_id)]
+            ids = np.concatenate([ids, found[new]])
+            cosines = np.zeros(len(ids))
+            cosines[at] = found_cosines
+        bm25 = lexical.score_of(ids).astype(np.float64) if lexical is not None else np.zeros(len(ids))
+        return ids, bm25, cosines
 
     def named_taxes(self, text: str) -> set[str]:
         """The taxes (law subjects) a text names, longest first: 土地增值税 is not also 增值税."""
@@ -174,29 +201,25 @@ class Retriever:
                 text = text.replace(name, "□")
         return found
 
-    def _answer_hits(self, question: str, terms, query_vector, as_of: str, channels) -> list[Hit]:
-        if self.answers is None or not self.answers.phrasings:
-            return []
+    def _answer_scores(self, text: str, terms, query_vector, as_of: str, channels) -> "AnswerScores":
+        """The approved answers in force that either channel finds, each scored by its best phrasing."""
         answers = self.answers
+        if answers is None or not answers.phrasings:
+            return AnswerScores.none()
         per_phrasing_bm25 = np.zeros(len(answers.phrasings), dtype=np.float32)
         if "bm25" in channels:
             indices, weights = self.index.bm25.query_vector(terms)
-            if len(indices):
-                per_phrasing_bm25 = np.asarray(answers.matrix[indices].T @ weights).ravel()
+            per_phrasing_bm25 = weighted_row_sum(answers.matrix, indices, weights)
         per_phrasing_dense = answers.vectors @ query_vector if query_vector is not None else np.zeros(len(answers.phrasings))
-        overlap = answers.key_term_overlap(self.analyzer.key_terms(question))
+        overlap = answers.key_term_overlap(self.analyzer.key_terms(text))
         similarity = (overlap + np.maximum(per_phrasing_dense, 0.0)) / 2
         # phrasings are stored answer by answer, each answer with at least its question
         bm25_best = np.maximum.reduceat(per_phrasing_bm25, answers.first_phrasing)
         dense_best = np.maximum(np.maximum.reduceat(per_phrasing_dense, answers.first_phrasing), 0.0)
         similarity_best = np.maximum.reduceat(similarity, answers.first_phrasing)
-        hits = []
-        for number in np.flatnonzero((bm25_best > 0) | (dense_best > 0)):
-            answer = answers.answers[number]
-            if (answer.effective_from or "") <= as_of and (answer.effective_to is None or as_of < answer.effective_to):
-                hits.append(Hit("approved", answer.id, 0.0, float(bm25_best[number]), float(dense_best[number]),
-                                phrasing_similarity=float(similarity_best[number])))
-        return hits
+        found = np.flatnonzero((bm25_best > 0) | (dense_best > 0)).tolist()
+        numbers = np.array([n for n in found if answers.answers[n].in_force(as_of)], dtype=np.int64)
+        return AnswerScores(numbers, *(best[numbers].astype(np.float64) for best in (bm25_best, dense_best, similarity_best)))
 
     def _fuse(self, bm25: np.ndarray, dense: np.ndarray, channels) -> np.ndarray:
         """Each channel's score relative to its best for this question, mixed by the weights."""
@@ -210,14 +233,13 @@ class Retriever:
         return (lexical + semantic) / total
 
     def _confidence(self, hits: list[Hit], scores: np.ndarray, bm25: np.ndarray, dense: np.ndarray,
-                    question: str) -> tuple[float, dict[str, float]]:
+                    words: list[str]) -> tuple[float, dict[str, float]]:
         """How likely the first hit is right: similarity, agreement of the channels, margin to
         the runner-up, and how much of the question's vocabulary the knowledge base knows.
         ``scores``, ``bm25`` and ``dense`` cover every candidate, best first."""
         if not hits:
             return 0.0, {"cosine": 0.0, "agreement": 0.0, "margin": 0.0, "known_words": 0.0}
         top = hits[0]
-        words = self.analyzer.words(question)
         known = sum(1 for word in words if word in self.index.bm25.vocabulary)
         features = {
             "cosine": max(top.dense, 0.0),

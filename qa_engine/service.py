@@ -345,26 +345,26 @@ class QAService:
         channels: tuple[str, ...] = ("bm25", "dense"),
     ) -> dict:
         """Answer one question: ranked answers with citations, a confidence and a route."""
-        response, _ = self._answer(question, as_of, top_k, channels)
+        response, _, _ = self._answer(question, as_of, top_k, channels)
         if record:
             self._record(response["question"], response)
         return response
 
     def explain(self, question: str, as_of: str | None = None, top_k: int | None = None) -> dict:
         """What each channel found and why: for curators (``qa hit-test``). Records nothing."""
-        response, result = self._answer(question, as_of, top_k, ("bm25", "dense"))
+        response, result, retriever = self._answer(question, as_of, top_k, ("bm25", "dense"))
         response["threshold"] = self.settings.threshold
         response["query_terms"] = result.query_terms
         response["question_types"] = sorted(result.question_types)
         response["confidence_features"] = result.features
-        response["weights"] = self.retriever().weights.__dict__
-        for answer, hit in zip(response["answers"], result.hits):
+        response["weights"] = retriever.weights.__dict__
+        for answer, hit, matched in zip(response["answers"], result.hits, retriever.matched_terms(result)):
             answer["channels"] = {"bm25": round(hit.bm25, 4), "dense": round(hit.dense, 4), "fused": round(hit.score, 4)}
-            answer["matched_terms"] = hit.matched_terms
+            answer["matched_terms"] = matched
         return response
 
     def _answer(self, question, as_of, top_k, channels: tuple[str, ...]):
-        """The response of ``ask`` and the retrieval behind it (one search for both)."""
+        """The response of ``ask``, and the retrieval behind it and its retriever (one search for both)."""
         question = self.check_question(question)
         as_of = check_date(as_of) if as_of else self.today()
         top_k = self.check_top_k(top_k)
@@ -378,7 +378,7 @@ class QAService:
             "confidence": round(result.confidence, 4),
             "answers": [self._format_hit(rank, hit, as_of, retriever) for rank, hit in enumerate(result.hits, 1)],
         }
-        return response, result
+        return response, result, retriever
 
     def check_question(self, question) -> str:
         if not isinstance(question, str):

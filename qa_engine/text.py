@@ -176,11 +176,13 @@ class TextAnalyzer:
         self._homophones = table["by_sound"]
         self._known_words = set(table["known_words"])
 
-    def query_terms(self, question: str, expansions: list[tuple[str, float]] | None = None) -> dict[str, float]:
-        """Weighted terms for a question: its own words, their canonical synonyms, homophone repairs."""
+    def query_terms(self, question: str, expansions: list[tuple[str, float]] | None = None,
+                    words: list[str] | None = None) -> dict[str, float]:
+        """Weighted terms for a question: its own words, their canonical synonyms, homophone repairs.
+        ``expansions`` and ``words``, where the caller has them, are the question's."""
         text = normalise(question)
         weights: dict[str, float] = {}
-        for token in self.words(text):
+        for token in self.words(text) if words is None else words:
             weights[token] = 1.0
         for phrase, weight in self.expansions(text) if expansions is None else expansions:
             if phrase not in self._phrase_words:
@@ -210,17 +212,16 @@ class TextAnalyzer:
         repairs = []
         for run in re.findall(r"[\u4e00-\u9fff]+", text):
             sounds = [self._readings.get(c, "?") for c in run]
-            known_spans = [
-                (start, end)
-                for word, start, end in self._jieba.tokenize(run)
-                if len(word) >= 2 and word in self._known_words
-            ]
+            known_word_end = [0] * len(run)  # where the known word a character belongs to ends
+            for word, start, end in self._jieba.tokenize(run):
+                if len(word) >= 2 and word in self._known_words:
+                    known_word_end[start:end] = [end] * (end - start)
             low, high = PINYIN_WINDOW
             for size in range(low, high + 1):
                 for start in range(0, len(run) - size + 1):
                     end = start + size
-                    if any(a <= start and end <= b for a, b in known_spans):
-                        continue  # a word the corpus knows, spelt right
+                    if end <= known_word_end[start]:
+                        continue  # inside a word the corpus knows, spelt right
                     for word in self._homophones.get("".join(sounds[start:end]), []):
                         if word not in text and word not in repairs:
                             repairs.append(word)

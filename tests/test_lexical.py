@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 from qa_engine.lexical import BM25Index, PostingsBuilder
 
@@ -96,3 +97,20 @@ def test_postings_builder_equals_the_build_from_term_lists():
 def test_postings_builder_with_no_passages():
     index = PostingsBuilder().finish()
     assert index.passages == 0 and index.rank({"发票": 1.0}, 10).ids.tolist() == []
+
+
+def test_both_ways_of_summing_posting_lists_give_the_same_bits(monkeypatch):
+    from qa_engine import lexical
+
+    rng = np.random.default_rng(3)
+    matrix = sparse.random(40, 500, density=0.2, format="csr", dtype=np.float32, random_state=rng)
+    rows = np.array([7, 3, 30, 3, 12], dtype=np.int64)
+    weights = np.array([1.0, 0.8, 0.4, 0.6, 0.4], dtype=np.float32)
+    monkeypatch.setattr(lexical, "SCIPY_FROM_ENTRIES", 10**9)
+    with_numpy = lexical.weighted_row_sum(matrix, rows, weights)
+    monkeypatch.setattr(lexical, "SCIPY_FROM_ENTRIES", 0)
+    with_scipy = lexical.weighted_row_sum(matrix, rows, weights)
+    assert with_numpy.dtype == with_scipy.dtype == np.float32
+    assert np.array_equal(with_numpy, with_scipy)
+    assert np.allclose(with_numpy, weights @ matrix[rows].toarray(), rtol=1e-5)
+    assert not lexical.weighted_row_sum(matrix, rows[:0], weights[:0]).any()
