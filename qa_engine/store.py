@@ -303,19 +303,11 @@ class Store:
             if row:
                 self.db.execute("UPDATE queue SET count = count + 1, last_seen = ? WHERE id = ?", [now, row[0]])
                 return row[0]
-            return self.db["queue"].insert(
-                {
-                    "normalised": normalised,
-                    "question": question,
-                    "kind": "auto",
-                    "count": 1,
-                    "first_seen": now,
-                    "last_seen": now,
-                    "status": "open",
-                    "confidence": confidence,
-                    "due_at": due_at,
-                }
-            ).last_pk
+            return self.db.execute(
+                "INSERT INTO queue (normalised, question, kind, count, first_seen, last_seen, status, confidence, due_at)"
+                " VALUES (?, ?, 'auto', 1, ?, ?, 'open', ?, ?)",
+                [normalised, question, now, now, confidence, due_at],
+            ).lastrowid
 
     def add_queue_item(self, question: str, kind: str, contact: dict | None, due_at: str) -> int:
         """An explicit queue item (an agent's flag or a callback request); never merged with others."""
@@ -364,10 +356,11 @@ class Store:
         return self.db.execute_returning_dicts("SELECT * FROM complaints ORDER BY id")
 
     def log_query(self, question: str, as_of: str, route: str, confidence: float, top_id: str | None) -> int:
-        with self.transaction():
-            return self.db["query_log"].insert(
-                {"at": utc_now(), "question": question, "as_of": as_of, "route": route, "confidence": confidence, "top_id": top_id}
-            ).last_pk
+        with self.transaction():  # one statement: it runs on every question asked
+            return self.db.execute(
+                "INSERT INTO query_log (at, question, as_of, route, confidence, top_id) VALUES (?, ?, ?, ?, ?, ?)",
+                [utc_now(), question, as_of, route, confidence, top_id],
+            ).lastrowid
 
     def counts(self) -> dict[str, int]:
         def count(sql: str) -> int:
