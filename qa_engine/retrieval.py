@@ -17,7 +17,7 @@ from .corpus import ApprovedAnswer, short_title_of
 from .dense import Embedder
 from .index import BuiltIndex, Passage
 from .lexical import BM25Index, encode_passages, weighted_row_sum
-from .text import TextAnalyzer, normalise
+from .text import Query, TextAnalyzer
 
 CANDIDATES = 100
 
@@ -127,27 +127,24 @@ class Retriever:
         self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder)
 
     def search(self, question: str, as_of: str, top_k: int, channels: tuple[str, ...] = ("bm25", "dense")) -> Retrieval:
-        text = normalise(question)
-        words = self.analyzer.words(text)
-        expansions = self.analyzer.expansions(text)
-        terms = self.analyzer.query_terms(text, expansions, words)
-        expansion_text = " ".join(phrase for phrase, _ in expansions)
+        query = self.analyzer.analyse(question)
+        expansion_text = " ".join(phrase for phrase, _ in query.expansions)
         query_vector = self.embedder.encode([f"{question} {expansion_text}".strip()])[0] if "dense" in channels else None
 
-        ids, bm25, dense = self._candidates(terms, query_vector, channels)
+        ids, bm25, dense = self._candidates(query.terms, query_vector, channels)
         passages = self.index.passages
         in_force = np.fromiter((passages[i].in_force(as_of) for i in ids.tolist()), dtype=bool, count=len(ids))
         live, bm25, dense = ids[in_force], bm25[in_force], dense[in_force]
         articles = len(live)
-        answers = self._answer_scores(text, terms, query_vector, as_of, channels)
+        answers = self._answer_scores(query, query_vector, as_of, channels)
         bm25 = np.concatenate([bm25, answers.bm25])
         dense = np.concatenate([dense, answers.dense])
         scores = self._fuse(bm25, dense, channels)
         scores[articles:] *= self.weights.approved_boost
         # a curated phrasing of this very question: ahead of every article
         scores[articles:] += answers.similarity >= self.weights.approved_phrasing_first
-        named = self.named_taxes(f"{text} {expansion_text}")
-        asked = self.analyzer.question_types(text)
+        named = self.named_taxes(f"{query.text} {expansion_text}")
+        asked = self.analyzer.question_types(query.text)
         scores[:articles] += self.weights.named_tax_boost * np.isin(self._subject_ids[live], [self._subject_id[n] for n in named])
         if asked:
             asked_bits = sum(1 << self._type_bit[name] for name in asked)
@@ -164,8 +161,8 @@ class Retriever:
                 answer = number - articles
                 hits.append(Hit("approved", self.answers.answers[answers.numbers[answer]].id, float(scores[number]),
                                 float(bm25[number]), float(dense[number]), phrasing_similarity=float(answers.similarity[answer])))
-        confidence, features = self._confidence(hits, scores[order], bm25[order], dense[order], words)
-        return Retrieval(hits, confidence, terms, features, asked)
+        confidence, features = self._confidence(hits, scores[order], bm25[order], dense[order], query.words)
+        return Retrieval(hits, confidence, query.terms, features, asked)
 
     def matched_terms(self, retrieval: Retrieval) -> list[list[str]]:
         """For each hit, the query terms its article contains (none for approved answers)."""
@@ -201,17 +198,17 @@ class Retriever:
                 text = text.replace(name, "□")
         return found
 
-    def _answer_scores(self, text: str, terms, query_vector, as_of: str, channels) -> "AnswerScores":
+    def _answer_scores(self, query: Query, query_vector, as_of: str, channels) -> "AnswerScores":
         """The approved answers in force that either channel finds, each scored by its best phrasing."""
         answers = self.answers
         if answers is None or not answers.phrasings:
             return AnswerScores.none()
         per_phrasing_bm25 = np.zeros(len(answers.phrasings), dtype=np.float32)
         if "bm25" in channels:
-            indices, weights = self.index.bm25.query_vector(terms)
+            indices, weights = self.index.bm25.query_vector(query.terms)
             per_phrasing_bm25 = weighted_row_sum(answers.matrix, indices, weights)
         per_phrasing_dense = answers.vectors @ query_vector if query_vector is not None else np.zeros(len(answers.phrasings))
-        overlap = answers.key_term_overlap(self.analyzer.key_terms(text))
+        overlap = answers.key_term_overlap(query.key_terms)
         similarity = (overlap + np.maximum(per_phrasing_dense, 0.0)) / 2
         # phrasings are stored answer by answer, each answer with at least its question
         bm25_best = np.maximum.reduceat(per_phrasing_bm25, answers.first_phrasing)

@@ -87,6 +87,17 @@ class Dictionary:
         return digest.hexdigest()[:16]
 
 
+@dataclass
+class Query:
+    """A question as retrieval uses it."""
+
+    text: str  # normalised
+    words: list[str]  # search-mode words, without stopwords
+    key_terms: set[str]
+    expansions: list[tuple[str, float]]  # (canonical wording, weight) for synonyms and homophones
+    terms: dict[str, float]  # weighted BM25 query terms
+
+
 class TextAnalyzer:
     """Turns text into BM25 terms, and questions into weighted query terms."""
 
@@ -124,22 +135,38 @@ class TextAnalyzer:
         """
         return self.words(text) + character_bigrams(normalise(text))
 
+    def analyse(self, question: str) -> Query:
+        """Everything retrieval needs of a question, from one segmentation."""
+        text = normalise(question)
+        segments = self._jieba.lcut(text)
+        words = self._search_words(segments)
+        expansions = self.expansions(text)
+        return Query(text, words, self._key_terms(segments), expansions, self.query_terms(text, expansions, words))
+
     def words(self, text: str) -> list[str]:
-        stop = self.dictionary.stopwords
-        return [
-            token
-            for token in self._jieba.lcut_for_search(normalise(text))
-            if token not in stop and WORD_CHARS.search(token)
-        ]
+        """Search-mode words, without stopwords."""
+        return self._search_words(self._jieba.lcut(normalise(text)))
+
+    def _search_words(self, segments: list[str]) -> list[str]:
+        """jieba's search mode from its segmentation: each word after its 2- and 3-character
+        parts that are words too (what ``cut_for_search`` yields)."""
+        known, stop = self._jieba.FREQ, self.dictionary.stopwords
+        found = []
+        for word in segments:
+            if len(word) > 2:
+                found += [word[i : i + 2] for i in range(len(word) - 1) if known.get(word[i : i + 2])]
+            if len(word) > 3:
+                found += [word[i : i + 3] for i in range(len(word) - 2) if known.get(word[i : i + 3])]
+            found.append(word)
+        return [token for token in found if token not in stop and WORD_CHARS.search(token)]
 
     def key_terms(self, text: str) -> set[str]:
         """The tax terms a text names, in canonical form: what two phrasings must share to ask
         the same thing (个人所得税 and 企业所得税 differ even where the rest of the words agree)."""
-        terms = set()
-        for word in self._jieba.lcut(normalise(text)):
-            if word in self._domain_terms:
-                terms.add(self._canonical.get(word, word))
-        return terms
+        return self._key_terms(self._jieba.lcut(normalise(text)))
+
+    def _key_terms(self, segments: list[str]) -> set[str]:
+        return {self._canonical.get(word, word) for word in segments if word in self._domain_terms}
 
     def question_types(self, question: str) -> set[str]:
         """What kinds of answer a question asks for (a deadline, an amount, a relief...)."""
