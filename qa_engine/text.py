@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import marshal
 import re
+import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,12 +104,8 @@ class TextAnalyzer:
     """Turns text into BM25 terms, and questions into weighted query terms."""
 
     def __init__(self, dictionary: Dictionary):
-        import jieba
-
-        jieba.setLogLevel(logging.WARNING)
         self.dictionary = dictionary
-        self._jieba = jieba.Tokenizer()
-        self._jieba.initialize()
+        self._jieba = jieba_tokenizer()
         for word, freq in dictionary.terms:
             self._jieba.add_word(word, freq)
         for group in dictionary.synonyms:
@@ -253,6 +251,23 @@ class TextAnalyzer:
                         if word not in text and word not in repairs:
                             repairs.append(word)
         return repairs
+
+
+def jieba_tokenizer():
+    """A jieba tokenizer with its main dictionary, read from jieba's cache of it with
+    ``marshal.loads``: jieba's own ``initialize`` reads the open file with ``marshal.load``,
+    which fetches it piece by piece (0.8 s of a 2 s cold start instead of 0.25 s)."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    cache = Path(tokenizer.tmp_dir or tempfile.gettempdir()) / "jieba.cache"  # where jieba keeps it
+    try:
+        tokenizer.FREQ, tokenizer.total = marshal.loads(cache.read_bytes())
+        tokenizer.initialized = True
+    except (OSError, EOFError, ValueError, TypeError):
+        tokenizer.initialize()  # no cache yet, or a broken one: jieba builds the dictionary and writes it
+    return tokenizer
 
 
 def character_bigrams(text: str) -> list[str]:
