@@ -38,6 +38,8 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -50,6 +52,7 @@ from qa_engine.dense import CORPUS_MODEL_NAME, train_corpus_model  # noqa: E402
 from qa_engine.errors import InvalidInput  # noqa: E402
 from qa_engine.evaluation import ANSWERABLE, evaluate, format_markdown_table, load_gold, summarise  # noqa: E402
 from qa_engine.index import Passage, current_build_id  # noqa: E402
+from qa_engine.retrieval import OPEN_END  # noqa: E402
 from qa_engine.service import QAService, colloquial_cloze_pairs, passage_text, training_pairs  # noqa: E402
 from qa_engine.static_embedder import load_embedder  # noqa: E402
 from qa_engine.text import BIGRAM_PREFIX, Dictionary, TextAnalyzer  # noqa: E402
@@ -130,14 +133,6 @@ class VariantService(QAService):
             shipped = Dictionary.load(self.settings.corpus_dir / "dictionary")
             self._analyzer = self._make_analyzer(merged_dictionary(self.store, shipped))
         return self._analyzer
-
-
-class AnyDatePassage(Passage):
-    """A passage that passes the validity filter even after it was superseded (its reported
-    status stays true, so a superseded first result is still counted as one)."""
-
-    def in_force(self, as_of: str) -> bool:
-        return self.effective_from <= as_of
 
 
 def new_service(home: Path, embedder=None, make_analyzer=None) -> VariantService:
@@ -268,8 +263,9 @@ def systems(laws: Path, home: Path) -> dict:
             asks[name] = engine_ask(service)
         elif variant == "validity":
             service = new_service(home / "full", embedder, same_analyzer)
-            retriever = service.retriever()
-            retriever.index.passages[:] = [AnyDatePassage(**vars(p)) for p in retriever.index.passages]
+            # articles stay findable after they were superseded (their reported status stays true,
+            # so a superseded first result is still counted as one)
+            service.retriever().end_day[:] = np.datetime64(OPEN_END)
             asks[name] = engine_ask(service)
         elif variant == "confidence":
             asks[name] = naive_confidence_ask(full)

@@ -20,6 +20,7 @@ from .lexical import BM25Index, encode_passages, weighted_row_sum
 from .text import Query, TextAnalyzer
 
 CANDIDATES = 100
+OPEN_END = "10000-01-01"  # the end day of a passage still in force: after every date YYYY-MM-DD
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,9 @@ class Retriever:
         self._subject_names = sorted(set(self.subjects.values()), key=len, reverse=True)
         self._subject_id = {subject: number for number, subject in enumerate(sorted(set(self.subjects.values())))}
         self._subject_ids = np.array([self._subject_id[self.subjects[p.doc]] for p in index.passages], dtype=np.int64)
+        # the days each passage is in force, [first_day, end_day): checked for all candidates at once
+        self.first_day = np.array([p.effective_from or "0001-01-01" for p in index.passages], dtype="datetime64[D]")
+        self.end_day = np.array([p.effective_to or OPEN_END for p in index.passages], dtype="datetime64[D]")
         self._type_bit = {name: bit for bit, (name, _, _) in enumerate(analyzer.dictionary.question_types)}
         self._answer_type_bits = np.array(
             [sum(1 << self._type_bit[name] for name in analyzer.answer_types(p.text)) for p in index.passages], dtype=np.int64
@@ -133,7 +137,8 @@ class Retriever:
 
         ids, bm25, dense = self._candidates(query.terms, query_vector, channels)
         passages = self.index.passages
-        in_force = np.fromiter((passages[i].in_force(as_of) for i in ids.tolist()), dtype=bool, count=len(ids))
+        day = np.datetime64(as_of, "D")
+        in_force = (self.first_day[ids] <= day) & (day < self.end_day[ids])
         live, bm25, dense = ids[in_force], bm25[in_force], dense[in_force]
         articles = len(live)
         answers = self._answer_scores(query, query_vector, as_of, channels)

@@ -38,6 +38,15 @@ def test_past_questions_get_the_instrument_valid_then(service):
     assert "示例发票法(2024-12-25)" not in docs
 
 
+def test_the_instrument_in_force_changes_on_the_day_the_new_law_takes_effect(service):
+    def docs(as_of):
+        return {c["doc"] for a in service.ask("虚开发票", as_of=as_of, record=False)["answers"] for c in a["citations"]}
+
+    assert "示例发票暂行条例(2011-01-08)" in docs("2025-12-31") and "示例发票法(2024-12-25)" not in docs("2025-12-31")
+    assert "示例发票暂行条例(2011-01-08)" not in docs("2026-01-01") and "示例发票法(2024-12-25)" in docs("2026-01-01")
+    assert "示例发票法(2024-12-25)" in docs("9999-12-31")
+
+
 def test_bad_questions_are_refused_clearly(service):
     for bad in ["", "   ", None, 42, "税" * 5000]:
         with pytest.raises(InvalidInput):
