@@ -98,7 +98,7 @@ def markdown(merged: dict) -> str:
         for r in rows:
             if "build_s" in r:
                 lines.append(
-                    f"- {r['size']:,}: passages written {_num(r.get('passages_s'))}, tokenising and embedding "
+                    f"- {r['size']:,}: passages read, written, tokenised and embedded "
                     f"{_num(r.get('tokenise_embed_s'))} (workers: tokenising {_num(r.get('worker_tokenise_cpu_s'))} CPU s, "
                     f"embedding {_num(r.get('worker_embed_cpu_s'))} CPU s), FAISS written {_num(r.get('dense_write_s'))}, "
                     f"posting lists {_num(r.get('bm25_s'))}, homophones and commit {_num(r.get('homophones_commit_s'))}")

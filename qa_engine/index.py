@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
 
 from .corpus import short_title_of
 from .dense import DenseIndex, Embedder
