@@ -182,3 +182,59 @@ def test_corpus_model_trains_on_an_even_sample_of_a_large_corpus(make_service, s
     assert texts == [all_texts[n] for n in (0, 2, 5, 7)]  # 10 articles, 4 evenly spaced
     cited = next(text for text in all_texts if "第三条" in text and "示例个人所得税法" in text)
     assert (XSS_ANSWER["question"], f"{XSS_ANSWER['answer']} {cited}") in pairs  # the cited article, sampled or not
+
+
+KILLED_BUILD = """
+import os, sys, time
+sys.path[:0] = [{tests!r}, {root!r}]
+from conftest import FakeEmbedder
+from qa_engine.build import build_index
+from qa_engine.config import Settings
+from qa_engine.service import QAService
+
+class SlowEmbedder(FakeEmbedder):
+    def encode(self, texts):
+        time.sleep(60)
+
+service = QAService(Settings.from_env(environ={{}}, home={home!r}), embedder=FakeEmbedder())
+build_index(service.home, service.iter_passages(), 10, service.analyzer(), SlowEmbedder(), workers=2, chunk=2)
+"""
+
+
+def test_workers_end_when_the_build_process_is_killed(service):
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    script = KILLED_BUILD.format(tests=str(tests), root=str(tests.parent), home=str(service.home))
+    build = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := _children(build.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(workers) == 2
+    finally:
+        build.kill()
+        build.wait()
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in workers):
+        assert time.monotonic() < deadline, "workers outlived the killed build"
+        time.sleep(0.1)
+    before = current_build_id(service.home)
+    service.build()  # the killed build's scratch folder is cleared, the next build goes ahead
+    assert current_build_id(service.home) != before and not list((service.home / "indexes").glob("*.tmp"))
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def _children(parent: int) -> list[int]:
+    return [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _parent(pid) == parent]
