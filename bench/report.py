@@ -64,7 +64,8 @@ def markdown(merged: dict) -> str:
             "### Scale: synthetic corpora",
             "",
             "Passages recombined and perturbed from the real articles (`bench/synthetic.py`). The build is measured "
-            "whole, as a large build runs it (`bench/scale.py build`): every passage's text tokenised for BM25 and "
+            "whole with the product's own streamed build (`bench/scale.py build` calls `qa_engine.build.build_index`, "
+            "which `qa build` runs): every passage's text tokenised for BM25 and "
             "embedded by the static model in 2 worker processes, 20,000 passages at a time, the posting lists and "
             "the FAISS index filled as chunks arrive, each part written and freed before the next "
             "(`qa_engine.index.IndexWriter`, `qa_engine.lexical.PostingsBuilder`). Build peak memory is the summed "
@@ -98,7 +99,7 @@ def markdown(merged: dict) -> str:
         for r in rows:
             if "build_s" in r:
                 lines.append(
-                    f"- {r['size']:,}: passages written {_num(r.get('passages_s'))}, tokenising and embedding "
+                    f"- {r['size']:,}: passages read, written, tokenised and embedded "
                     f"{_num(r.get('tokenise_embed_s'))} (workers: tokenising {_num(r.get('worker_tokenise_cpu_s'))} CPU s, "
                     f"embedding {_num(r.get('worker_embed_cpu_s'))} CPU s), FAISS written {_num(r.get('dense_write_s'))}, "
                     f"posting lists {_num(r.get('bm25_s'))}, homophones and commit {_num(r.get('homophones_commit_s'))}")

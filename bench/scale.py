@@ -3,6 +3,10 @@
     python -m bench.scale build    --size 100000 --work bench/results/scale --source $QA_HOME
     python -m bench.scale serve    --size 100000 --work bench/results/scale
     python -m bench.scale baseline --size 100000 --work bench/results/scale --source $QA_HOME
+    python -m bench.scale ingest   --size 100000 --work bench/results/scale --source $QA_HOME
+
+``ingest`` stores the synthetic passages as articles of a knowledge base (``n<size>/kb``), so
+``QA_HOME=<work>/n<size>/kb qa build`` measures the product's own build at that size.
 
 Each prints one JSON object. ``bench/run.py`` drives them; run them by hand to profile one.
 """
@@ -13,7 +17,6 @@ import argparse
 import cProfile
 import io
 import json
-import multiprocessing
 import os
 import pickle
 import pstats
@@ -31,7 +34,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.measure import load_questions, percentiles, timed_asks  # noqa: E402
-from qa_engine.dense import DenseIndex  # noqa: E402
 
 RECALL_K = 10
 PROBES = (4, 8, 16, 32, 64)
@@ -79,13 +81,12 @@ def load_pieces(work: Path, source: Path):
 
 
 def build(size: int, work: Path, source: Path, dense_kind: str, workers: int = 2) -> dict:
-    """Build the engine's index over ``size`` synthetic passages in ``<work>/n<size>/home``, as a
-    large build would: the passages' text tokenised (BM25 terms and embedding) in ``workers``
-    processes a chunk at a time, posting lists and vectors collected as the chunks arrive,
-    each part written and freed before the next is made."""
+    """Build the engine's index over ``size`` synthetic passages in ``<work>/n<size>/home`` with
+    the product's streamed build (``qa_engine.build.build_index``, as ``qa build`` runs it), in
+    ``workers`` processes; beside it, each chunk's vectors go to an exact search, the truth for
+    recall@10."""
     from bench.synthetic import synthesise
-    from qa_engine.index import IndexWriter
-    from qa_engine.lexical import PostingsBuilder
+    from qa_engine.build import build_index
     from qa_engine.static_embedder import StaticEmbedder
     from qa_engine.text import Dictionary, TextAnalyzer
 
@@ -96,71 +97,28 @@ def build(size: int, work: Path, source: Path, dense_kind: str, workers: int = 2
     synthesise_s = time.perf_counter() - start
     settings = source_service(source).settings
     analyzer = TextAnalyzer(Dictionary.load(settings.corpus_dir / "dictionary"))
-    queries = embedder.encode([q["question"] for q in load_questions()])
+    exact = ExactTopK(embedder.encode([q["question"] for q in load_questions()]))
     folder = size_folder(work, size)
     home = folder / "home"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
 
-    _job.update(corpus=corpus, analyzer=analyzer, embedder=embedder)
-    spans = [(first, min(first + CHUNK, size)) for first in range(0, size, CHUNK)]
-    timings: dict[str, float] = {}
-    worker_seconds = {"tokenise": 0.0, "embed": 0.0}
-    context = multiprocessing.get_context("fork")  # the workers inherit the corpus and the analyzer
-    pool = context.Pool(workers)
-    with MemorySampler(pool) as memory:
+    with MemorySampler() as memory:
         start = time.perf_counter()
-        with IndexWriter(home) as writer:
-            t = time.perf_counter()
-            writer.write_passages(corpus.passages())
-            timings["passages_s"] = time.perf_counter() - t
-
-            t = time.perf_counter()
-            builder, dense, waiting = PostingsBuilder(), None, []
-            exact = ExactTopK(queries)
-            with pool:
-                for vocabulary, term_ids, lengths, vectors, seconds in pool.imap(_tokenise_chunk, spans):
-                    builder.add(vocabulary, term_ids, lengths)
-                    exact.add(vectors)
-                    for key, value in seconds.items():
-                        worker_seconds[key] += value
-                    waiting.append(vectors)
-                    if dense is None and (sum(map(len, waiting)) >= training_size(dense_kind, size) or len(waiting) == len(spans)):
-                        dense = DenseIndex.create(dense_kind, embedder.dimension, size, np.concatenate(waiting))
-                    if dense is not None:
-                        for block in waiting:
-                            dense.add(block)
-                        waiting = []
-            timings["tokenise_embed_s"] = time.perf_counter() - t  # the workers have exited
-
-            t = time.perf_counter()
-            writer.write_dense(dense)
-            del dense
-            release_freed_memory()  # FAISS frees its cells' vectors to the heap, not to the system
-            timings["dense_write_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            bm25 = builder.finish()
-            del builder
-            writer.write_bm25(bm25)
-            timings["bm25_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            writer.write_homophones(analyzer.homophone_table(set(bm25.vocabulary)))
-            average_terms = bm25.average_length
-            del bm25
-            index_folder = writer.commit(embedder, analyzer.dictionary.fingerprint())
-            timings["homophones_commit_s"] = time.perf_counter() - t
+        report = build_index(home, corpus.passages(), size, analyzer, embedder, dense_kind, workers, on_vectors=exact.add)
         build_s = time.perf_counter() - start
     np.save(folder / "exact_top10.npy", exact.ids)
     np.save(folder / "exact_top10_scores.npy", exact.scores)
-    files = {p.name: p.stat().st_size for p in index_folder.iterdir()}
+    files = {p.name: p.stat().st_size for p in report.folder.iterdir()}
+    average_terms = json.loads((report.folder / "bm25.json").read_text("utf-8"))["average_length"]
     return {
         "size": size,
         "dense_kind": dense_kind,
         "workers": workers,
         "synthesise_s": round(synthesise_s, 2),
-        **{k: round(v, 2) for k, v in timings.items()},
-        "worker_tokenise_cpu_s": round(worker_seconds["tokenise"], 1),
-        "worker_embed_cpu_s": round(worker_seconds["embed"], 1),
+        **{f"{step}_s": round(seconds, 2) for step, seconds in report.seconds.items()},
+        "worker_tokenise_cpu_s": round(report.cpu_seconds["tokenise"], 1),
+        "worker_embed_cpu_s": round(report.cpu_seconds["embed"], 1),
         "build_s": round(build_s, 1),
         "index_bytes": sum(files.values()),
         "index_files": files,
@@ -170,51 +128,34 @@ def build(size: int, work: Path, source: Path, dense_kind: str, workers: int = 2
     }
 
 
-CHUNK = 20_000  # passages a worker tokenises at a time
-EMBED_BATCH = 500
-_job: dict = {}  # set before the workers fork: what they read
+def ingest(size: int, work: Path, source: Path) -> dict:
+    """A knowledge base (``<work>/n<size>/kb``) holding ``size`` synthetic articles, so ``qa build``
+    itself can be measured at that size: each synthetic passage is stored as an article of the
+    real law it derives from (article "第三条~17"), so its indexed text is the benchmark's."""
+    from bench.synthetic import synthesise
+    from qa_engine.config import Settings
+    from qa_engine.corpus import Article, Document
+    from qa_engine.service import QAService
 
-
-def _tokenise_chunk(span: tuple[int, int]):
-    """BM25 terms (as ids into the chunk's own vocabulary) and vectors of a span of passages."""
-    from array import array
-
-    from qa_engine.service import passage_text
-
-    corpus, analyzer, embedder = _job["corpus"], _job["analyzer"], _job["embedder"]
-    texts = [passage_text(p) for p in corpus.passages(*span)]
-    t = time.process_time()
-    vocabulary: dict[str, int] = {}
-    term_ids = array("i")
-    lengths = np.empty(len(texts), dtype=np.int64)
-    for number, text in enumerate(texts):
-        terms = analyzer.tokens(text)
-        term_ids.extend([vocabulary.setdefault(term, len(vocabulary)) for term in terms])
-        lengths[number] = len(terms)
-    tokenise = time.process_time() - t
-    t = time.process_time()
-    # StaticEmbedder.encode gathers every token's vector at once (1 KiB a token): a few hundred texts at a time.
-    vectors = np.concatenate([embedder.encode(texts[i : i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)])
-    embed = time.process_time() - t
-    return list(vocabulary), np.frombuffer(term_ids, dtype=np.int32), lengths, vectors, {"tokenise": tokenise, "embed": embed}
-
-
-def release_freed_memory() -> None:
-    """Hand memory freed inside the C heap back to the system (glibc), so the next step's peak
-    does not sit on top of it."""
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:  # not glibc
-        pass
-
-
-def training_size(dense_kind: str, size: int) -> int:
-    """Vectors to collect before creating the dense index (IVF learns its cells from them)."""
-    from qa_engine.dense import ivf_cells
-
-    return 64 * ivf_cells(size) if dense_kind == "ivf" else 0
+    pieces, _ = load_pieces(work, source)
+    corpus = synthesise(pieces, size)
+    home = size_folder(work, size) / "kb"
+    shutil.rmtree(home, ignore_errors=True)
+    service = QAService(Settings.from_env(home=home))
+    documents = {d["doc"]: d for d in source_service(source).store.documents()}
+    start = time.perf_counter()
+    by_doc: dict[str, list] = {}
+    for number, passage in enumerate(corpus.passages()):
+        real = pieces.passages[corpus.base[number]]
+        chapter, _, section = real.chapter.partition(" ")
+        by_doc.setdefault(passage.doc, []).append(
+            Article(passage.doc, f"{passage.article}~{number}", number, passage.text, chapter, section))
+    for doc, articles in by_doc.items():
+        d = documents[doc]
+        service.store.save_document(Document(doc, d["title"], d["version_date"], d["stated_effective"], d["repeals"],
+                                             articles, f"synthetic-{size}-{doc}", "bench/scale.py ingest"))
+    return {"size": size, "home": str(home), "documents": len(by_doc), "articles": service.store.article_count(),
+            "ingest_s": round(time.perf_counter() - start, 1)}
 
 
 class ExactTopK:
@@ -239,10 +180,9 @@ class ExactTopK:
 
 class MemorySampler:
     """Peak of the summed proportional set size (shared pages counted once) of this process and
-    a pool's workers, sampled every half second."""
+    its child processes (the build's workers), sampled every half second."""
 
-    def __init__(self, pool):
-        self.pids = [os.getpid()] + [worker.pid for worker in pool._pool]
+    def __init__(self):
         self.peak_mib = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -257,9 +197,24 @@ class MemorySampler:
 
     def _run(self) -> None:
         while True:
-            self.peak_mib = max(self.peak_mib, sum(pss_mib(pid) for pid in self.pids))
+            pids = [os.getpid(), *children(os.getpid())]
+            self.peak_mib = max(self.peak_mib, sum(pss_mib(pid) for pid in pids))
             if self._stop.wait(0.5):
                 return
+
+
+def children(parent: int) -> list[int]:
+    """Processes whose parent is ``parent`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(entry))
+    return found
 
 
 def pss_mib(pid: int) -> float:
@@ -392,7 +347,7 @@ def baseline(size: int, work: Path, source: Path, rounds: int) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["build", "serve", "baseline"])
+    parser.add_argument("step", choices=["build", "serve", "baseline", "ingest"])
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--source", type=Path, help="QA_HOME of the real built index")
@@ -402,6 +357,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.step == "build":
         result = build(args.size, args.work, args.source, args.dense, args.workers)
+    elif args.step == "ingest":
+        result = ingest(args.size, args.work, args.source)
     elif args.step == "serve":
         result = serve(args.size, args.work, args.rounds)
     else:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
 
+from .corpus import short_title_of
 from .dense import DenseIndex, Embedder
 from .errors import IndexMismatch, IndexNotBuilt
 from .lexical import BM25Index
@@ -66,27 +66,13 @@ class BuiltIndex:
         return self.manifest["build_id"]
 
 
+def passage_text(passage: Passage) -> str:
+    """What is indexed of a passage (BM25 terms and its vector): law, chapter, text."""
+    return f"{short_title_of(passage.doc)} {passage.chapter} {passage.text}"
+
+
 def _hash_line(p: Passage) -> bytes:
     return f"{p.id}\t{p.effective_from}\t{p.effective_to}\t{p.text}\n".encode()
-
-
-def write_index(
-    home: Path,
-    passages: list[Passage],
-    bm25: BM25Index,
-    vectors: np.ndarray,
-    embedder: Embedder,
-    dictionary_fingerprint: str,
-    homophones: dict,
-    dense_kind: str = "flat",
-) -> Path:
-    """Write a complete index next to the current one and switch to it atomically."""
-    with IndexWriter(home) as writer:
-        writer.write_passages(passages)
-        writer.write_bm25(bm25)
-        writer.write_dense(DenseIndex.build(vectors, dense_kind))
-        writer.write_homophones(homophones)
-        return writer.commit(embedder, dictionary_fingerprint)
 
 
 class IndexWriter:
@@ -101,23 +87,36 @@ class IndexWriter:
         remove_abandoned_builds(self.builds)
         self.build_id, self.scratch = _new_scratch(self.builds)
         self._manifest: dict = {}
+        self._passages_out = None
+        self._digest = hashlib.sha256()
+        self._passages = 0
 
     def __enter__(self) -> "IndexWriter":
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self._close_passages()
         if self.scratch.exists():
             shutil.rmtree(self.scratch, ignore_errors=True)
 
     def write_passages(self, passages: Iterable[Passage]) -> None:
         """Passages in index order, from a list or streamed from a generator."""
-        digest, count = hashlib.sha256(), 0
-        with open(self.scratch / "passages.jsonl", "w", encoding="utf-8") as out:
-            for p in passages:
-                digest.update(_hash_line(p))
-                out.write(json.dumps(dataclasses.asdict(p), ensure_ascii=False) + "\n")
-                count += 1
-        self._manifest.update(passages=count, corpus_hash=digest.hexdigest()[:16])
+        self.add_passages(passages)
+        self._close_passages()
+
+    def add_passages(self, passages: Iterable[Passage]) -> None:
+        """Append passages after those already written (a build adds them a chunk at a time)."""
+        if self._passages_out is None:
+            self._passages_out = open(self.scratch / "passages.jsonl", "w", encoding="utf-8")
+        for p in passages:
+            self._digest.update(_hash_line(p))
+            self._passages_out.write(json.dumps(dataclasses.asdict(p), ensure_ascii=False) + "\n")
+            self._passages += 1
+        self._manifest.update(passages=self._passages, corpus_hash=self._digest.hexdigest()[:16])
+
+    def _close_passages(self) -> None:
+        if self._passages_out is not None:
+            self._passages_out.close()
 
     def write_bm25(self, bm25: BM25Index) -> None:
         bm25.save(self.scratch)
@@ -130,6 +129,7 @@ class IndexWriter:
         (self.scratch / "homophones.json").write_text(json.dumps(homophones, ensure_ascii=False), "utf-8")
 
     def commit(self, embedder: Embedder, dictionary_fingerprint: str) -> Path:
+        self._close_passages()
         manifest = {
             "format_version": FORMAT_VERSION,
             "build_id": self.build_id,

@@ -135,7 +135,8 @@ class PostingsBuilder:
     """Builds a ``BM25Index`` from passages given a chunk at a time, for corpora too large to
     hold as lists of terms (a million passages): each chunk is kept as compact posting lists of
     term counts, and ``finish`` writes the BM25 weights into one array per field, chunk by chunk.
-    Scores equal ``BM25Index.build`` on the same terms up to float rounding."""
+    The index is bit for bit the one ``BM25Index.build`` makes from the same terms (same float
+    operations in the same order), so a build streamed in chunks answers exactly as one made at once."""
 
     def __init__(self):
         self.terms: dict[str, int] = {}  # term -> id in order of first sight
@@ -169,11 +170,11 @@ class PostingsBuilder:
         by_name = sorted(range(vocabulary_size), key=ordered.__getitem__)  # BM25Index.build numbers terms sorted
         new_id = np.empty(vocabulary_size, dtype=np.int64)
         new_id[by_name] = np.arange(vocabulary_size)
-        df = document_frequency[by_name].astype(np.float64)
+        df = document_frequency[by_name]
         passages = max(n, 1)
-        idf = np.log(1 + (passages - df + 0.5) / (df + 0.5)).astype(np.float32)
+        idf = np.array([math.log(1 + (passages - d + 0.5) / (d + 0.5)) for d in df.tolist()], dtype=np.float32)
         average_length = float(lengths.sum()) / passages or 1.0
-        indptr = np.concatenate([[0], np.cumsum(df.astype(np.int64))])
+        indptr = np.concatenate([[0], np.cumsum(df)])
         data = np.empty(indptr[-1], dtype=np.float32)
         indices = np.empty(indptr[-1], dtype=np.int32)
         filled = np.zeros(vocabulary_size, dtype=np.int64)  # by new id
@@ -184,12 +185,10 @@ class PostingsBuilder:
             within = np.arange(len(counts.data)) - np.repeat(counts.indptr[:-1], per_term)
             at = indptr[term] + filled[term] + within
             passage = counts.indices.astype(np.int64) + first
-            tf = counts.data.astype(np.float64)
-            norm = K1 * (1 - B + B * lengths[passage] / average_length)
-            data[at] = idf[term] * tf * (K1 + 1) / (tf + norm)
+            data[at] = _weights(idf[term], counts.data, lengths[passage], average_length)
             indices[at] = passage
             filled[new_id[: counts.shape[0]]] += per_term
-            del counts, term, within, at, passage, tf, norm
+            del counts, term, within, at, passage
         self._lengths = []
         postings = sparse.csr_matrix((data, indices, indptr), shape=(vocabulary_size, n))
         return BM25Index({term: i for i, term in enumerate(ordered[j] for j in by_name)}, idf, average_length, postings)
@@ -213,6 +212,14 @@ def weighted_row_sum(matrix: sparse.csr_matrix, rows: np.ndarray, weights: np.nd
         at = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(entries)
         np.add.at(total, matrix.indices[at], matrix.data[at] * np.repeat(weights, lengths))
     return total
+
+
+def _weights(idf: np.ndarray, tf: np.ndarray, lengths: np.ndarray, average_length: float) -> np.ndarray:
+    """BM25 weights of term occurrences, computed as ``encode_passages`` computes each one in
+    Python (float32 numerator, float64 length norm rounded to float32): the same bits."""
+    numerator = idf * tf.astype(np.float32) * np.float32(K1 + 1)
+    norm = tf.astype(np.float64) + K1 * (1 - B + B * lengths.astype(np.float64) / average_length)
+    return numerator / norm.astype(np.float32)
 
 
 def encode_passages(

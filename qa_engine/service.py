@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Iterator
 
 from . import routing
 from .config import Settings
@@ -25,10 +26,10 @@ from .corpus import (
     parse_law_file,
     short_title_of,
 )
+from .build import build_index, default_workers
 from .dense import CORPUS_MODEL_NAME, Embedder, train_corpus_model
 from .errors import InvalidInput, NotFound, ParseError, QAError
-from .index import BuiltIndex, Passage, current_build_id, load_index, write_index
-from .lexical import BM25Index
+from .index import BuiltIndex, Passage, current_build_id, load_index, passage_text
 from .retrieval import Retriever, Weights
 from .static_embedder import load_embedder
 from .store import DATABASE_NAME, Store, answer_from_row
@@ -47,6 +48,9 @@ class IngestReport:
 
     def as_dict(self) -> dict:
         return self.__dict__
+
+
+MODEL_TRAINING_PASSAGES = 10_000  # see QAService._corpus_model
 
 
 class QAService:
@@ -229,37 +233,41 @@ class QAService:
 
     # ---- build --------------------------------------------------------------
 
-    def build(self, dense_kind: str = "flat", progress=None, notify=None) -> dict:
+    def build(self, dense_kind: str = "flat", progress=None, notify=None, workers: int | None = None) -> dict:
         """Build the BM25 and FAISS indexes over all articles, atomically; returns the manifest.
 
-        ``progress(items, label)`` wraps long loops (a progress bar); ``notify(message)`` is told
-        of slow steps."""
+        Passages are streamed from the store and indexed a chunk at a time (``build_index``), in
+        ``workers`` processes (default: 1 for small corpora, one per core for large ones).
+        ``progress(items, label)`` wraps the loop over chunks (a progress bar); ``notify(message)``
+        is told of slow steps."""
         notify = notify or (lambda message: None)
-        passages = self.passages()
-        if not passages:
+        if workers is not None and workers < 1:
+            raise InvalidInput(f"--workers must be at least 1, got {workers}")
+        count = self.store.article_count()
+        if not count:
             raise QAError('the knowledge base has no articles: run "qa ingest PATH" first')
         with self._lock:
             self._analyzer = None  # pick up dictionary changes made since (qa terms / qa synonyms)
         analyzer = self.analyzer()
-        texts = [passage_text(p) for p in passages]
-        bm25 = BM25Index.build([analyzer.tokens(t) for t in _progress(texts, progress, "BM25")])
-        embedder = self._embedder or self._configured_embedder(passages, analyzer, notify)
-        notify(f"embedding {len(texts)} passages with {Path(embedder.name).name}")
-        vectors = embedder.encode(texts)
-        homophones = analyzer.homophone_table(set(bm25.vocabulary))
-        folder = write_index(
-            self.home, passages, bm25, vectors, embedder, analyzer.dictionary.fingerprint(), homophones, dense_kind
-        )
-        manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+        embedder = self._embedder or self._configured_embedder(count, analyzer, notify)
+        workers = workers or default_workers(count)
+        notify(f"indexing {count} passages with {Path(embedder.name).name}"
+               + (f" in {workers} worker processes" if workers > 1 else ""))
+        report = build_index(self.home, self.iter_passages(), count, analyzer, embedder, dense_kind, workers, progress)
+        manifest = json.loads((report.folder / "manifest.json").read_text("utf-8"))
         with self._lock:
             self._loaded_build = None
         return manifest
 
     def passages(self) -> list[Passage]:
+        return list(self.iter_passages())
+
+    def iter_passages(self) -> Iterator[Passage]:
+        """Every article as a passage, in index order, read from the store a batch at a time."""
         validity = self.validity()
         titles = {d["doc"]: d["title"] for d in self.store.documents()}
-        return [
-            Passage(
+        for a in self.store.iter_articles():
+            yield Passage(
                 id=a["id"],
                 doc=a["doc"],
                 article=a["article"],
@@ -269,23 +277,37 @@ class QAService:
                 effective_from=validity[a["doc"]].effective_from,
                 effective_to=validity[a["doc"]].effective_to,
             )
-            for a in self.store.articles()
-        ]
 
-    def _configured_embedder(self, passages: list[Passage], analyzer: TextAnalyzer, notify) -> Embedder:
+    def _configured_embedder(self, count: int, analyzer: TextAnalyzer, notify) -> Embedder:
         if self.settings.embed_model:
             return load_embedder(self.settings.embed_model)
-        return load_embedder(str(self._corpus_model(passages, analyzer, notify)))
+        return load_embedder(str(self._corpus_model(count, analyzer, notify)))
 
-    def _corpus_model(self, passages: list[Passage], analyzer: TextAnalyzer, notify) -> Path:
-        """Train (or reuse) the offline static-embedding model for this corpus."""
-        texts = [passage_text(p) for p in passages]
-        pairs = training_pairs(passages, analyzer.dictionary, [answer_from_row(r) for r in self.store.answers("approved")])
+    def _corpus_model(self, count: int, analyzer: TextAnalyzer, notify) -> Path:
+        """Train (or reuse) the offline static-embedding model for this corpus.
+
+        Trained on at most MODEL_TRAINING_PASSAGES passages, evenly spaced through the corpus:
+        training time grows with the passages (10,000 took 165 s of a 100,000-article build; all
+        100,000 would take about half an hour), and a sample of that many teaches the model the
+        corpus's words as well. The shipped corpus (1,183 articles) is far
+        below the cap, so its model is trained on every passage."""
+        answers = [answer_from_row(r) for r in self.store.answers("approved")]
+        wanted = {(short_title_of(c.doc), c.article) for answer in answers for c in answer.citations}
+        sample, cited = [], {}
+        chosen = evenly_spaced(count, MODEL_TRAINING_PASSAGES)
+        for number, p in enumerate(self.iter_passages()):
+            if number in chosen:
+                sample.append(p)
+            if (short_title_of(p.doc), p.article) in wanted:
+                cited[(short_title_of(p.doc), p.article)] = passage_text(p)
+        texts = [passage_text(p) for p in sample]
+        pairs = training_pairs(sample, analyzer.dictionary, answers, cited)
         key = hashlib.sha256(json.dumps([texts, pairs], ensure_ascii=False).encode()).hexdigest()[:16]
         folder = self.home / "models" / f"{CORPUS_MODEL_NAME}-{key}"
         if not (folder / "modules.json").exists():
             scratch = folder.with_name(folder.name + ".tmp")
-            notify(f"training the offline embedding model on {len(texts)} passages and {len(pairs)} pairs (a few minutes)")
+            of_all = f" (a sample of the {count})" if len(texts) < count else ""
+            notify(f"training the offline embedding model on {len(texts)} passages{of_all} and {len(pairs)} pairs (a few minutes)")
             train_corpus_model(texts, pairs, scratch)
             scratch.replace(folder)
         return folder
@@ -749,10 +771,6 @@ def _passage_lookup(retriever: Retriever) -> tuple[dict, dict]:
 
 
 
-def passage_text(passage: Passage) -> str:
-    return f"{short_title_of(passage.doc)} {passage.chapter} {passage.text}"
-
-
 def citation_of(passage: Passage, as_of: str) -> dict:
     return {
         "doc": passage.doc,
@@ -764,9 +782,14 @@ def citation_of(passage: Passage, as_of: str) -> dict:
     }
 
 
-def training_pairs(passages: list[Passage], dictionary: Dictionary, answers: list[ApprovedAnswer]) -> list[tuple[str, str]]:
-    """(query-like text, passage) pairs the curated data gives for training the corpus model."""
-    by_key = {(short_title_of(p.doc), p.article): passage_text(p) for p in passages}
+def training_pairs(
+    passages: list[Passage], dictionary: Dictionary, answers: list[ApprovedAnswer], cited: dict | None = None
+) -> list[tuple[str, str]]:
+    """(query-like text, passage) pairs the curated data gives for training the corpus model.
+
+    ``cited`` maps (short title, article) to the passage text of the articles the answers cite,
+    where ``passages`` is a sample that may miss some; by default it is taken from ``passages``."""
+    by_key = cited if cited is not None else {(short_title_of(p.doc), p.article): passage_text(p) for p in passages}
     pairs = []
     for p in passages:
         if p.chapter:
@@ -827,5 +850,8 @@ def working_days_from(start: datetime, days: int) -> datetime:
     return current
 
 
-def _progress(items: list, progress, label: str):
-    return progress(items, label) if progress else items
+def evenly_spaced(count: int, most: int) -> range | set[int]:
+    """``most`` of the numbers 0 .. count-1, spread evenly (all of them if there are no more)."""
+    if count <= most:
+        return range(count)
+    return {number * count // most for number in range(most)}

@@ -34,6 +34,9 @@ def is_static_model(folder: str | Path) -> bool:
     )
 
 
+ENCODE_BATCH = 256  # texts: a few hundred tokens each, so tens of MiB of token vectors at a time
+
+
 class StaticEmbedder:
     """Mean of token vectors, L2-normalised: what sentence-transformers computes for a static
     model, without torch. ``name`` stays the model path, so an index built with the
@@ -54,7 +57,20 @@ class StaticEmbedder:
         return [encoding.ids for encoding in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """L2-normalised float32 vectors, one row per text (a text with no tokens gives zeros)."""
+        """L2-normalised float32 vectors, one row per text (a text with no tokens gives zeros).
+
+        Texts are embedded ENCODE_BATCH at a time: averaging gathers every token's vector
+        (1 KiB a token at 256 dimensions), so a whole corpus at once would need gigabytes.
+        Each text's vector does not depend on the others in its batch."""
+        texts = list(texts)
+        if len(texts) <= ENCODE_BATCH:  # a question: no copy
+            return self._encode_batch(texts)
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for first in range(0, len(texts), ENCODE_BATCH):
+            vectors[first : first + ENCODE_BATCH] = self._encode_batch(texts[first : first + ENCODE_BATCH])
+        return vectors
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
         ids = self.token_ids(texts)
         vectors = np.zeros((len(ids), self.dimension), dtype=np.float32)
         lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))

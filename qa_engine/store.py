@@ -9,6 +9,7 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 from .corpus import ApprovedAnswer, Citation, Document
 
@@ -210,6 +211,23 @@ class Store:
 
     def articles(self) -> list[dict]:
         return self.db.execute_returning_dicts("SELECT * FROM articles ORDER BY doc, ordinal")
+
+    def article_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM articles").fetchone()[0]
+
+    def iter_articles(self, batch: int = 5000) -> Iterator[dict]:
+        """Every article in index order (as ``articles``), read ``batch`` rows at a time on a
+        read-only connection of its own: a build of a million articles never holds them all,
+        sees one consistent snapshot, and does not tie up the connection a server shares."""
+        connection = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+        try:
+            cursor = connection.execute("SELECT * FROM articles ORDER BY doc, ordinal")
+            columns = [description[0] for description in cursor.description]
+            while rows := cursor.fetchmany(batch):
+                for row in rows:
+                    yield dict(zip(columns, row))
+        finally:
+            connection.close()
 
     def article(self, doc: str, article: str) -> dict | None:
         rows = self.db.execute_returning_dicts("SELECT * FROM articles WHERE doc = ? AND article = ?", [doc, article])

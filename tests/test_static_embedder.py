@@ -22,6 +22,17 @@ def test_text_without_tokens_gives_zeros(static_model):
     assert not vectors[0].any() and vectors[1].any()
 
 
+def test_many_texts_are_embedded_in_batches_with_the_same_vectors(static_model, monkeypatch):
+    import qa_engine.static_embedder
+
+    embedder = StaticEmbedder(static_model[0])
+    texts = [f"个人所得税 工资 {n}" if n % 3 else "发票" for n in range(23)] + [""]
+    at_once = embedder.encode(texts)
+    monkeypatch.setattr(qa_engine.static_embedder, "ENCODE_BATCH", 5)
+    np.testing.assert_array_equal(embedder.encode(texts), at_once)
+    assert embedder.encode([]).shape == (0, embedder.dimension)
+
+
 def test_load_embedder_picks_the_reader(static_model, tmp_path):
     assert is_static_model(static_model[0])
     assert isinstance(load_embedder(str(static_model[0])), StaticEmbedder)

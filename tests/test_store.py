@@ -35,3 +35,10 @@ def test_hostile_text_is_stored_as_text(service):
     stored = service.store.db.execute("SELECT question FROM query_log WHERE id = ?", [response["query_id"]]).fetchone()[0]
     assert stored == hostile
     assert service.store.counts()["documents"] == 3
+
+
+def test_articles_read_a_batch_at_a_time_are_the_articles_in_index_order(service):
+    articles = service.store.articles()
+    assert list(service.store.iter_articles(batch=3)) == articles
+    assert service.store.article_count() == len(articles) == 10
+    assert [p.id for p in service.iter_passages()] == [a["id"] for a in articles]
