@@ -183,6 +183,7 @@ class Retriever:
         cosines = np.zeros(len(ids))
         if query_vector is not None:
             found_cosines, found = self.index.dense.search(query_vector, CANDIDATES * 2)
+            # where each dense hit's cosine goes: after BM25's candidates if new, else at its place among them
             new = ~np.isin(found, ids)
             at = np.empty(len(found), dtype=np.int64)
             at[new] = len(ids) + np.arange(np.count_nonzero(new))
