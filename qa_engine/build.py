@@ -77,18 +77,21 @@ def build_index(
         start = time.perf_counter()
         postings, dense = PostingsBuilder(), _DenseFiller(dense_kind, embedder.dimension, expected)
 
-        def texts() -> Iterator[list[str]]:
+        def texts() -> Iterator[tuple[list[str], list[str]]]:
             for passages_chunk in _chunks(passages, chunk):
                 writer.add_passages(passages_chunk)
-                yield [passage_text(p) for p in passages_chunk]
+                yield [passage_text(p) for p in passages_chunk], [p.text for p in passages_chunk]
 
-        for vocabulary, term_ids, lengths, vectors, cpu in _progress(_Sized(tokeniser.map(texts()), chunks), progress, label):
+        answer_types = []
+        for vocabulary, term_ids, lengths, vectors, types, cpu in _progress(_Sized(tokeniser.map(texts()), chunks), progress, label):
             postings.add(vocabulary, term_ids, lengths)
             if on_vectors is not None:
                 on_vectors(vectors)
             dense.add(vectors)
+            answer_types.append(types)
             for step, seconds in cpu.items():
                 report.cpu_seconds[step] += seconds
+        writer.write_answer_types(np.concatenate(answer_types or [np.zeros(0, dtype=np.int64)]), answer_type_names(analyzer))
         report.seconds["tokenise_embed"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -110,9 +113,17 @@ def build_index(
     return report
 
 
-def tokenise(texts: list[str], analyzer, embedder: Embedder):
-    """BM25 terms of a chunk of texts (ids into the chunk's own vocabulary, one text after
-    another, and each text's count), their vectors, and the CPU seconds each took."""
+def answer_type_names(analyzer) -> list[str]:
+    """The kinds of question (deadline, amount...) in the order of their bits in an index."""
+    return [name for name, _, _ in analyzer.dictionary.question_types]
+
+
+def tokenise(chunk: tuple[list[str], list[str]], analyzer, embedder: Embedder):
+    """For a chunk of passages (the texts indexed, and the articles' own words): BM25 terms
+    (ids into the chunk's own vocabulary, one text after another, and each text's count), the
+    vectors, the kinds of question each article answers (bits, in ``answer_type_names``
+    order), and the CPU seconds each took."""
+    texts, articles = chunk
     start = time.process_time()
     vocabulary: dict[str, int] = {}
     term_ids = array("i")
@@ -121,10 +132,12 @@ def tokenise(texts: list[str], analyzer, embedder: Embedder):
         terms = analyzer.tokens(text)
         term_ids.extend([vocabulary.setdefault(term, len(vocabulary)) for term in terms])
         lengths[number] = len(terms)
+    bit = {name: 1 << number for number, name in enumerate(answer_type_names(analyzer))}
+    types = np.array([sum(bit[name] for name in analyzer.answer_types(text)) for text in articles], dtype=np.int64)
     tokenised = time.process_time()
     vectors = embedder.encode(texts)
     cpu = {"tokenise": tokenised - start, "embed": time.process_time() - tokenised}
-    return list(vocabulary), np.frombuffer(term_ids, dtype=np.int32), lengths, vectors, cpu
+    return list(vocabulary), np.frombuffer(term_ids, dtype=np.int32), lengths, vectors, types, cpu
 
 
 class _Tokeniser:
@@ -151,7 +164,7 @@ class _Tokeniser:
             )
         return self
 
-    def map(self, chunks: Iterable[list[str]]) -> Iterator[tuple]:
+    def map(self, chunks: Iterable[tuple[list[str], list[str]]]) -> Iterator[tuple]:
         if self._executor is None:
             for texts in chunks:
                 yield tokenise(texts, self.analyzer, self.embedder)
@@ -214,8 +227,8 @@ def _end_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _tokenise_in_worker(texts: list[str]):
-    return tokenise(texts, _worker["analyzer"], _worker["embedder"])
+def _tokenise_in_worker(chunk: tuple[list[str], list[str]]):
+    return tokenise(chunk, _worker["analyzer"], _worker["embedder"])
 
 
 class _DenseFiller:

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 
 from .corpus import short_title_of
 from .dense import DenseIndex, Embedder
 from .errors import IndexMismatch, IndexNotBuilt
 from .lexical import BM25Index
 
-FORMAT_VERSION = 3  # 3: BM25 stored as posting lists (terms x passages)
+FORMAT_VERSION = 4  # 3: BM25 stored as posting lists (terms x passages); 4: answer types stored
 CURRENT_POINTER = "CURRENT"
 KEEP_OLD_BUILDS = 2
 
@@ -60,6 +61,7 @@ class BuiltIndex:
     bm25: BM25Index
     dense: DenseIndex
     homophones: dict
+    answer_types: np.ndarray  # per passage, bits for the kinds of question it answers (manifest "answer_types")
 
     @property
     def build_id(self) -> str:
@@ -125,6 +127,10 @@ class IndexWriter:
         dense.save(self.scratch / "dense.faiss")
         self._manifest.update(dimension=dense.dimension, dense_index=dense.kind)
 
+    def write_answer_types(self, bits: np.ndarray, names: list[str]) -> None:
+        np.save(self.scratch / "answer_types.npy", bits)
+        self._manifest.update(answer_types=names)
+
     def write_homophones(self, homophones: dict) -> None:
         (self.scratch / "homophones.json").write_text(json.dumps(homophones, ensure_ascii=False), "utf-8")
 
@@ -141,6 +147,7 @@ class IndexWriter:
             "passages": self._manifest["passages"],
             "corpus_hash": self._manifest["corpus_hash"],
             "dictionary_hash": dictionary_fingerprint,
+            "answer_types": self._manifest["answer_types"],
         }
         (self.scratch / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), "utf-8")
         _fsync_folder(self.scratch)
@@ -193,7 +200,8 @@ def load_index(home: Path, embedder_name: str | None = None, dimension: int | No
     with open(folder / "passages.jsonl", encoding="utf-8") as lines:
         passages = [_shared_fields(Passage(**json.loads(line)), shared) for line in lines]
     homophones = json.loads((folder / "homophones.json").read_text("utf-8"))
-    return BuiltIndex(folder, manifest, passages, BM25Index.load(folder), DenseIndex.load(folder / "dense.faiss"), homophones)
+    return BuiltIndex(folder, manifest, passages, BM25Index.load(folder), DenseIndex.load(folder / "dense.faiss"), homophones,
+                      np.load(folder / "answer_types.npy"))
 
 
 def _shared_fields(passage: Passage, shared: dict) -> Passage:

@@ -115,17 +115,16 @@ class Retriever:
         self.embedder = embedder
         self.weights = weights or Weights()
         self.answers: AnswerIndex | None = None
-        self.subjects = {p.doc: law_subject(p.doc) for p in index.passages}
+        self.subjects = {doc: law_subject(doc) for doc in sorted({p.doc for p in index.passages})}
         self._subject_names = sorted(set(self.subjects.values()), key=len, reverse=True)
         self._subject_id = {subject: number for number, subject in enumerate(sorted(set(self.subjects.values())))}
         self._subject_ids = np.array([self._subject_id[self.subjects[p.doc]] for p in index.passages], dtype=np.int64)
         # the days each passage is in force, [first_day, end_day): checked for all candidates at once
         self.first_day = np.array([p.effective_from or "0001-01-01" for p in index.passages], dtype="datetime64[D]")
         self.end_day = np.array([p.effective_to or OPEN_END for p in index.passages], dtype="datetime64[D]")
-        self._type_bit = {name: bit for bit, (name, _, _) in enumerate(analyzer.dictionary.question_types)}
-        self._answer_type_bits = np.array(
-            [sum(1 << self._type_bit[name] for name in analyzer.answer_types(p.text)) for p in index.passages], dtype=np.int64
-        )
+        # the kinds of question each passage answers, as bits in the order the index lists them
+        self._type_bit = {name: 1 << number for number, name in enumerate(index.manifest["answer_types"])}
+        self._answer_type_bits = index.answer_types
 
     def set_answers(self, answers: list[ApprovedAnswer]) -> None:
         self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder)
@@ -151,8 +150,8 @@ class Retriever:
         named = self.named_taxes(f"{query.text} {expansion_text}")
         asked = self.analyzer.question_types(query.text)
         scores[:articles] += self.weights.named_tax_boost * np.isin(self._subject_ids[live], [self._subject_id[n] for n in named])
-        if asked:
-            asked_bits = sum(1 << self._type_bit[name] for name in asked)
+        asked_bits = sum(self._type_bit.get(name, 0) for name in asked)
+        if asked_bits:
             scores[:articles] -= self.weights.answer_type_mismatch * ((self._answer_type_bits[live] & asked_bits) == 0)
 
         order = np.argsort(-scores, kind="stable")

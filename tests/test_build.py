@@ -36,6 +36,7 @@ def index_parts(folder):
         "postings": [postings.data.tobytes(), postings.indices.tobytes(), postings.indptr.tobytes()],
         "vectors": built.dense.index.reconstruct_n(0, built.dense.index.ntotal).tobytes(),
         "homophones": (folder / "homophones.json").read_bytes(),
+        "answer_types": np.load(folder / "answer_types.npy").tobytes(),
         "manifest": {k: v for k, v in manifest.items() if k not in ("build_id", "built_at")},
     }
 
@@ -238,3 +239,13 @@ def _running(pid: int) -> bool:
 
 def _children(parent: int) -> list[int]:
     return [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _parent(pid) == parent]
+
+
+def test_the_index_records_what_kind_of_question_each_article_answers(service):
+    index = load_index(service.home)
+    analyzer = service.analyzer()
+    names = index.manifest["answer_types"]
+    assert names == [name for name, _, _ in analyzer.dictionary.question_types] and "amount" in names
+    for passage, bits in zip(index.passages, index.answer_types.tolist()):
+        assert {name for number, name in enumerate(names) if bits >> number & 1} == analyzer.answer_types(passage.text)
+    assert any(index.answer_types)  # the fixture's articles include rates and deadlines
