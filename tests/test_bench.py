@@ -78,3 +78,16 @@ def test_load_bench_counts_server_cpu_and_states_the_ceiling():
         busy_child.wait()
     assert "at most 400 requests/s" in load.cpu_note({"server_cpu_ms": 5.0}, 2)
     assert load.cpu_note({}, 2) == ""
+
+
+def test_load_bench_reports_a_paced_run_beside_saturation():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import argparse
+
+    import load
+
+    args = argparse.Namespace(pause_ms=45, clients=16)
+    figures = {"requests": 6288, "rps": 313.8, "p50_ms": 4.1, "p99_ms": 44.0, "max_ms": 83.7, "statuses": {"200": 6288}}
+    assert load.paced_row(figures, args).startswith("| POST /v1/ask, each client pausing 45 ms | 16 | 6288 | 313.8 | 4.1 | 44.0 |")
+    assert "offer 313.8 requests/s" in load.paced_note(figures, args)
+    assert load.paced_row(None, args) == load.paced_note(None, args) == ""
