@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 import pytest
 
 from qa_engine.dense import DenseIndex
-from qa_engine.index import IndexWriter, current_build_id, load_index
+from qa_engine.errors import IndexMismatch
+from qa_engine.index import FORMAT_VERSION, IndexWriter, current_build_id, load_index
 
 
 def test_next_build_removes_folders_of_killed_builds_but_not_running_ones(service):
@@ -71,3 +73,11 @@ def test_dense_index_kinds_built_in_chunks():
         assert dense.kind == kind and dense.dimension == 16 and dense.index.ntotal == 2000
         _, ids = dense.search(vectors[7], 1)
         assert ids[0] == 7
+
+
+def test_an_index_of_an_older_format_is_refused_with_what_to_do(service):
+    older = FORMAT_VERSION - 1
+    manifest = service.home / "indexes" / current_build_id(service.home) / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text("utf-8")), "format_version": older}), "utf-8")
+    with pytest.raises(IndexMismatch, match=f'has format {older}, this version reads {FORMAT_VERSION}: run "qa build" again'):
+        load_index(service.home)
