@@ -51,20 +51,13 @@ class BM25Index:
 
     @classmethod
     def build(cls, passages_terms: list[list[str]]) -> "BM25Index":
+        """The index of passages given as lists of terms, all at once (``PostingsBuilder`` takes
+        them a chunk at a time, as a large build does)."""
         vocabulary: dict[str, int] = {}
-        document_frequency: Counter[str] = Counter()
-        for terms in passages_terms:
-            document_frequency.update(set(terms))
-        for term in sorted(document_frequency):
-            vocabulary[term] = len(vocabulary)
-        n = max(len(passages_terms), 1)
-        idf = np.zeros(len(vocabulary), dtype=np.float32)
-        for term, index in vocabulary.items():
-            df = document_frequency[term]
-            idf[index] = math.log(1 + (n - df + 0.5) / (df + 0.5))
-        average_length = sum(len(t) for t in passages_terms) / n or 1.0
-        matrix = encode_passages(passages_terms, vocabulary, idf, average_length)
-        return cls(vocabulary, idf, average_length, matrix.T.tocsr())
+        term_ids = [vocabulary.setdefault(term, len(vocabulary)) for terms in passages_terms for term in terms]
+        builder = PostingsBuilder()
+        builder.add(list(vocabulary), np.array(term_ids, dtype=np.int64), np.array([len(t) for t in passages_terms]))
+        return builder.finish()
 
     def query_vector(self, weighted_terms: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
         indices, weights = [], []
@@ -130,12 +123,11 @@ class BM25Index:
         return cls(meta["vocabulary"], np.load(folder / "bm25_idf.npy"), meta["average_length"], postings)
 
 
-
 class PostingsBuilder:
     """Builds a ``BM25Index`` from passages given a chunk at a time, for corpora too large to
     hold as lists of terms (a million passages): each chunk is kept as compact posting lists of
     term counts, and ``finish`` writes the BM25 weights into one array per field, chunk by chunk.
-    The index is bit for bit the one ``BM25Index.build`` makes from the same terms (same float
+    The weights are bit for bit those ``encode_passages`` gives the same terms (same float
     operations in the same order), so a build streamed in chunks answers exactly as one made at once."""
 
     def __init__(self):
@@ -167,7 +159,7 @@ class PostingsBuilder:
         for _, counts in self._chunks:
             document_frequency[: counts.shape[0]] += np.diff(counts.indptr)
         ordered = sorted(self.terms, key=self.terms.__getitem__)  # id -> term
-        by_name = sorted(range(vocabulary_size), key=ordered.__getitem__)  # BM25Index.build numbers terms sorted
+        by_name = sorted(range(vocabulary_size), key=ordered.__getitem__)  # terms are numbered in sorted order
         new_id = np.empty(vocabulary_size, dtype=np.int64)
         new_id[by_name] = np.arange(vocabulary_size)
         df = document_frequency[by_name]
