@@ -96,13 +96,6 @@ class DenseIndex:
         return "ivf" if "IVF" in name else "hnsw" if "HNSW" in name else "flat"
 
     @classmethod
-    def build(cls, vectors: np.ndarray, kind: str = "flat") -> "DenseIndex":
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        dense = cls.create(kind, vectors.shape[1], len(vectors), vectors)
-        dense.add(vectors)
-        return dense
-
-    @classmethod
     def create(cls, kind: str, dimension: int, size: int, training: np.ndarray | None = None) -> "DenseIndex":
         """An empty index for about ``size`` vectors; "ivf" learns its cells from ``training``
         (a sample of the vectors: 64 per cell is plenty)."""
