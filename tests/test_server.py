@@ -128,3 +128,19 @@ def test_workers_pick_up_a_rebuild_without_failing_requests(tmp_path):
         server.terminate()
         output = server.communicate(timeout=60)[0]
     assert "Traceback" not in output, output
+
+
+def test_a_worker_warms_up_then_hides_what_it_loaded_from_the_garbage_collector(service):
+    import gc
+    from types import SimpleNamespace
+
+    from qa_engine.server import _warm_up
+
+    worker = SimpleNamespace(wsgi=SimpleNamespace(extensions={"qa_service": service}), log=None)
+    service._retriever = None
+    try:
+        _warm_up(worker)
+        assert service._retriever is not None  # the index was loaded before any request
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
