@@ -91,8 +91,8 @@ def _add_rate_limits(app: Flask) -> None:
     from . import rate_limit_storage  # noqa: F401 (registers the quiet-memory:// scheme)
 
     limiter = Limiter(get_remote_address, app=app, default_limits=[])
-    limiter.limit(lambda: current_app.config["QA_RATE_LIMIT"])(api)
-    limiter.limit(lambda: current_app.config["QA_CONSOLE_RATE_LIMIT"])(console_api)
+    limiter.limit(app.config["QA_RATE_LIMIT"])(api)
+    limiter.limit(app.config["QA_CONSOLE_RATE_LIMIT"])(console_api)
 
 
 def _add_cors(app: Flask) -> None:
