@@ -28,6 +28,9 @@ INFO_END = "<!-- INFO END -->"
 ARTICLE_LINE = re.compile(r"^(第[零〇一二三四五六七八九十百千]+条)[\s\u3000]*(.*)$")
 NOTICE_ITEM_LINE = re.compile(r"^([一二三四五六七八九十]+)、(.*)$")
 CHAPTER_LINE = re.compile(r"^#{2,}\s*(.+?)\s*$")
+# After the last article: 附：/ 附件：/ 附表一 announce an appendix, and a table's title line starts it.
+APPENDIX_MARKER_LINE = re.compile(r"^附(?:件|表[一二三四五六七八九十]*)?[：:]?$")
+TABLE_TITLE_LINE = re.compile(r"^[^。；，：:]{2,40}表[一二三四五六七八九十]*(?:（[^）]*）)?$")
 DOC_ID = re.compile(r"^(?P<short>.+)\((?P<date>\d{4}-\d{2}-\d{2})\)$")
 CN_DATE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日")
 EFFECTIVE_SENTENCE = re.compile(r"自(\d{4})年(\d{1,2})月(\d{1,2})日(?:起)?施行")
@@ -230,6 +233,13 @@ def _split_articles(body: list[str], doc_id: str, where: str) -> list[Article]:
                 close()
                 current = {"article": name, "lines": [name], "chapter": chapter, "section": section}
                 seen.add(name)
+            continue
+        if current is not None and APPENDIX_MARKER_LINE.match(line):
+            continue
+        if current is not None and TABLE_TITLE_LINE.match(line):  # a table the law appends: a passage of its own
+            close()
+            current = {"article": line, "lines": [line], "chapter": chapter, "section": section}
+            seen.add(line)
             continue
         match = marker_pattern.match(line)
         if match:

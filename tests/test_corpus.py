@@ -39,6 +39,17 @@ def test_a_law_splits_into_articles_with_chapters():
     assert doc.repeals == ["中华人民共和国示例税暂行条例"]
 
 
+def test_tables_appended_after_the_last_article_are_passages_of_their_own():
+    doc = parse_law(
+        LAW + "\n附：\n\n示例税税目税额表\n\n续表\n\n示例税税率表二（经营所得适用）\n（注：本表所称所得额是指余额。）\n",
+        "示例税法(2020-01-01)",
+    )
+    assert [a.article for a in doc.articles] == ["第一条", "第二条", "第三条", "示例税税目税额表", "示例税税率表二（经营所得适用）"]
+    assert doc.articles[2].text == "第三条 本法自2021年1月1日起施行。《中华人民共和国示例税暂行条例》同时废止。"
+    assert doc.articles[4].text == "示例税税率表二（经营所得适用）\n（注：本表所称所得额是指余额。）"
+    assert doc.effective_from == "2021-01-01" and doc.repeals == ["中华人民共和国示例税暂行条例"]
+
+
 def test_a_file_without_a_date_in_its_name_takes_the_header_date():
     assert parse_law(LAW, "示例税法").doc == "示例税法(2020-01-01)"
 
