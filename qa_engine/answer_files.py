@@ -42,7 +42,7 @@ def read_rows(path: Path) -> tuple[list[tuple[int, dict]], list[dict]]:
     if suffix == ".xlsx":
         table = _xlsx_table(path)
     elif suffix == ".csv":
-        text, _ = read_text(path)
+        text = read_text(path)
         table = _csv_table(text, str(path))
     else:
         rows, errors = _jsonl_rows(path)
@@ -55,7 +55,7 @@ def read_rows(path: Path) -> tuple[list[tuple[int, dict]], list[dict]]:
 
 
 def _jsonl_rows(path: Path) -> tuple[list[tuple[int, dict]], list[dict]]:
-    text, _ = read_text(path)
+    text = read_text(path)
     rows, errors = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

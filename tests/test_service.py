@@ -1,4 +1,5 @@
 import os
+import re
 
 import pytest
 
@@ -81,6 +82,21 @@ def test_ingest_is_idempotent_and_replaces_changed_files(make_service, small_law
     changed = svc.ingest([small_laws])
     assert changed.replaced == ["示例发票法(2024-12-25)"]
     assert svc.store.article("示例发票法(2024-12-25)", "第四条")["text"] == "第四条 新增的条文。"
+
+
+def test_a_file_the_parser_now_reads_differently_is_replaced(make_service, small_laws, monkeypatch):
+    import qa_engine.corpus
+
+    law = small_laws / "示例发票法(2024-12-25).md"
+    law.write_text(law.read_text("utf-8") + "\n附：\n\n示例发票税目表\n", "utf-8")
+    svc = make_service()
+    with monkeypatch.context() as older_parser:  # as a version before appended tables were passages
+        older_parser.setattr(qa_engine.corpus, "TABLE_TITLE_LINE", re.compile(r"(?!)"))
+        svc.ingest([small_laws])
+    assert svc.store.article("示例发票法(2024-12-25)", "示例发票税目表") is None
+    report = svc.ingest([small_laws])
+    assert report.replaced == ["示例发票法(2024-12-25)"] and len(report.unchanged) == 2
+    assert svc.store.article("示例发票法(2024-12-25)", "示例发票税目表")["text"] == "示例发票税目表"
 
 
 def test_a_bad_file_is_reported_and_loses_nothing(make_service, small_laws, tmp_path):
