@@ -289,7 +289,7 @@ class QAService:
         Trained on at most MODEL_TRAINING_PASSAGES passages, evenly spaced through the corpus:
         training time grows with the passages (10,000 took 165 s of a 100,000-article build; all
         100,000 would take about half an hour), and a sample of that many teaches the model the
-        corpus's words as well. The shipped corpus (1,183 articles) is far
+        corpus's words as well. The shipped corpus (1,193 passages) is far
         below the cap, so its model is trained on every passage."""
         answers = [answer_from_row(r) for r in self.store.answers("approved")]
         wanted = {(short_title_of(c.doc), c.article) for answer in answers for c in answer.citations}
