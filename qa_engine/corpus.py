@@ -28,7 +28,8 @@ INFO_END = "<!-- INFO END -->"
 ARTICLE_LINE = re.compile(r"^(第[零〇一二三四五六七八九十百千]+条)[\s\u3000]*(.*)$")
 NOTICE_ITEM_LINE = re.compile(r"^([一二三四五六七八九十]+)、(.*)$")
 CHAPTER_LINE = re.compile(r"^#{2,}\s*(.+?)\s*$")
-# After the last article: 附：/ 附件：/ 附表一 announce an appendix, and a table's title line starts it.
+# After the article that puts a law into force (本法自…施行), 附：/ 附件：/ 附表一 announce an
+# appendix, and a table's title line starts it.
 APPENDIX_MARKER_LINE = re.compile(r"^附(?:件|表[一二三四五六七八九十]*)?[：:]?$")
 TABLE_TITLE_LINE = re.compile(r"^[^。；，：:]{2,40}表[一二三四五六七八九十]*(?:（[^）]*）)?$")
 DOC_ID = re.compile(r"^(?P<short>.+)\((?P<date>\d{4}-\d{2}-\d{2})\)$")
@@ -218,6 +219,7 @@ def _split_articles(body: list[str], doc_id: str, where: str) -> list[Article]:
     seen: set[str] = set()
     chapter = section = ""
     current: dict | None = None
+    after_commencement = False  # past the article that says when the text takes effect (施行)
 
     def close():
         if current is not None:
@@ -240,9 +242,9 @@ def _split_articles(body: list[str], doc_id: str, where: str) -> list[Article]:
                 current = {"article": name, "lines": [name], "chapter": chapter, "section": section}
                 seen.add(name)
             continue
-        if current is not None and APPENDIX_MARKER_LINE.match(line):
+        if after_commencement and APPENDIX_MARKER_LINE.match(line):
             continue
-        if current is not None and TABLE_TITLE_LINE.match(line):  # a table the law appends: a passage of its own
+        if after_commencement and TABLE_TITLE_LINE.match(line):  # a table the law appends: a passage of its own
             close()
             current = {"article": line, "lines": [line], "chapter": chapter, "section": section}
             seen.add(line)
@@ -255,6 +257,7 @@ def _split_articles(body: list[str], doc_id: str, where: str) -> list[Article]:
             seen.add(marker)
             close()
             current = {"article": marker, "lines": [line], "chapter": chapter, "section": section}
+            after_commencement = "施行" in line
         elif current is not None and line:
             current["lines"].append(line)
     close()

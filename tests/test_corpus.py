@@ -50,6 +50,12 @@ def test_tables_appended_after_the_last_article_are_passages_of_their_own():
     assert doc.effective_from == "2021-01-01" and doc.repeals == ["中华人民共和国示例税暂行条例"]
 
 
+def test_a_line_naming_a_form_inside_an_article_stays_in_it():
+    doc = parse_law(LAW.replace("第二条 纳税人应当依法纳税。", "第二条 纳税人应当报送：\n（一）纳税申报表\n附："), "示例税法(2020-01-01)")
+    assert [a.article for a in doc.articles] == ["第一条", "第二条", "第三条"]
+    assert doc.articles[1].text.startswith("第二条 纳税人应当报送：\n（一）纳税申报表\n附：\n")
+
+
 def test_a_file_without_a_date_in_its_name_takes_the_header_date():
     assert parse_law(LAW, "示例税法").doc == "示例税法(2020-01-01)"
 
