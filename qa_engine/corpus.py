@@ -112,15 +112,11 @@ def short_title_of(doc: str) -> str:
     return match.group("short") if match else doc
 
 
-def content_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def parse_hash(title: str, version_date: str, stated: str | None, repeals: list[str], articles: list[Article]) -> str:
     """A hash of what the parser made of a law: a file read again is unchanged only if it parses
     the same, so a new version of the parser re-reads files whose bytes have not changed."""
     parsed = [title, version_date, stated, repeals, [astuple(article) for article in articles]]
-    return content_hash(json.dumps(parsed, ensure_ascii=False).encode("utf-8"))
+    return hashlib.sha256(json.dumps(parsed, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def iter_source_files(paths: list[Path]) -> list[Path]:
