@@ -54,8 +54,6 @@ class StaticEmbedder:
         self.dimension = int(self._weights.shape[1])
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:
-        if len(texts) == 1:  # a question: encode_batch would wake the tokenizer's thread pool for one text
-            return [self._tokenizer.encode(texts[0], add_special_tokens=False).ids]
         return [encoding.ids for encoding in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
     def encode(self, texts: list[str]) -> np.ndarray:
