@@ -28,12 +28,19 @@ FALLBACK_QUESTIONS = [
 ]
 
 
+def questions_path() -> Path:
+    """The question set the benchmarks time: $QA_BENCH_QUESTIONS, else the dev set beside the repo."""
+    return Path(os.environ.get("QA_BENCH_QUESTIONS", DEV_SET))
+
+
 def load_questions(path: Path | None = None) -> list[dict]:
     """The dev set's questions (with their as-of dates), or the fallback list."""
-    path = path or Path(os.environ.get("QA_BENCH_QUESTIONS", DEV_SET))
+    path = path or questions_path()
     if path.exists():
         rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
         return [{"question": r["question"], "as_of": r.get("as_of")} for r in rows]
+    print(f"warning: no {path}: timing the {len(FALLBACK_QUESTIONS)} built-in questions instead "
+          "(set QA_BENCH_QUESTIONS to a question set)", file=sys.stderr, flush=True)
     return [{"question": q, "as_of": None} for q in FALLBACK_QUESTIONS]
 
 

@@ -36,7 +36,8 @@ def markdown(merged: dict) -> str:
         "",
         f"Measured by `python bench/run.py` on {real['machine']['cpus']} CPUs, Python {real['machine']['python']}, "
         f"{real['machine']['measured_at']}. Latency is in-process `QAService.ask` (record=False), query "
-        "embedding included, over the dev-set questions; the baseline is plain jieba + bm25s "
+        f"embedding included, over {real['questions']} questions ({real.get('questions_from', 'dev.jsonl')}); "
+        "the baseline is plain jieba + bm25s "
         "(`qa_engine/baseline.py`) over the same passages, measured in the same run. Ratios are engine ÷ baseline: "
         "these machines are shared and noisy, the ratios travel better than the milliseconds.",
         "",

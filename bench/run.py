@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.measure import cold_start, load_questions, percentiles, timed_asks  # noqa: E402
+from bench.measure import cold_start, load_questions, percentiles, questions_path, timed_asks  # noqa: E402
 
 RESULTS = Path(os.environ.get("QA_BENCH_RESULTS", ROOT / "bench" / "results"))
 LARGE = 100_000  # from here on the dense index is approximate (IVF) unless --dense says otherwise
@@ -63,6 +63,7 @@ def measure_real(rounds: int, cold_runs: int = 3) -> dict:
         return service.ask(question, as_of, record=False)
 
     result = {"passages": len(retriever.index.passages), "questions": len(questions),
+              "questions_from": questions_path().name if questions_path().exists() else "a built-in list",
               "dense_index": retriever.index.manifest.get("dense_index")}
     result.update(percentiles(timed_asks(ask, questions, rounds), "ask"))
     baseline = service.baseline()
