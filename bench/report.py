@@ -117,7 +117,7 @@ def markdown(merged: dict) -> str:
         "slower than on a quiet one. Compare the ratios, and see the load column.",
         "- recall@10 compares the dense index's top 10 with exact (flat) search over the same vectors, two ways. "
         "*By id*: a result counts if exact search returned that very passage. *Tie-aware*: a result counts if its "
-        "inner product reaches exact search's 10th (within 1e-5). Synthetic passages recombine 1,183 articles, so many "
+        "inner product reaches exact search's 10th (within 1e-5). Synthetic passages recombine the real articles, so many "
         "have equal vectors, and which of the equals exact search returns is arbitrary: by id, exact search "
         "scores below 1 against itself. The tie-aware measure is the one the target is read on.",
         "- BM25 adds up the question's posting lists in one float32 sparse product, then sorts only the passages "
