@@ -32,21 +32,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV_SET = ROOT.parent / "shared" / "eval" / "dev.jsonl"
-FALLBACK_QUESTIONS = [
-    "年终奖怎么交个税", "个体户要交哪些税", "小规模纳税人增值税税率是多少", "房租收入要交什么税",
-    "公司给员工发的福利要交个税吗", "发票丢了怎么办", "子女教育专项附加扣除标准", "滞纳金怎么算",
-    "偶然所得的税率是多少", "企业所得税税率是多少", "印花税怎么交", "车船税谁来交",
-]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-
-def questions() -> list[str]:
-    if DEV_SET.exists():
-        items = [json.loads(line) for line in DEV_SET.read_text("utf-8").splitlines() if line.strip()]
-        found = [item["question"] for item in items if isinstance(item.get("question"), str)]
-        if found:
-            return found
-    return FALLBACK_QUESTIONS
+from bench.measure import load_questions, questions_path  # noqa: E402
 
 
 def free_port() -> int:
@@ -188,7 +177,6 @@ def start_server(home: str, port: int, workers: int) -> subprocess.Popen:
 @contextmanager
 def console_key(home: str):
     """An agent's API key for the console's search, revoked when the run is over."""
-    sys.path.insert(0, str(ROOT))
     from qa_engine.config import Settings
     from qa_engine.service import QAService
 
@@ -237,7 +225,7 @@ def main() -> None:
     if not args.home:
         parser.error("give --home or set QA_HOME to a built knowledge base")
 
-    asked = questions()
+    asked = [q["question"] for q in load_questions()]
     use_wrk = shutil.which("wrk") is not None and not args.python_client
     load_before = os.getloadavg()[0]
     port = free_port()
@@ -272,7 +260,7 @@ def main() -> None:
 `{command}` on {time.strftime('%Y-%m-%d %H:%M')}:
 `qa serve` (gunicorn, {args.workers} sync workers) on 127.0.0.1 over the shipped corpus ({passages} passages);
 {clients} on the same machine ({os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}),
-asking the {len(asked)} questions of {"the dev set" if asked is not FALLBACK_QUESTIONS else "a built-in list"} in turn.
+asking the {len(asked)} questions of {questions_path().name if questions_path().exists() else "a built-in list"} in turn.
 `/v1/ask` records every question (query log, expert tickets), as in production. Load average
 before the run: {load_before:.1f} (other work on the machine skews the figures; rerun on an idle one).
 
