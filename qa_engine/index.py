@@ -24,7 +24,7 @@ from .dense import DenseIndex, Embedder
 from .errors import IndexMismatch, IndexNotBuilt
 from .lexical import BM25Index
 
-FORMAT_VERSION = 4  # 3: BM25 stored as posting lists (terms x passages); 4: answer types stored
+FORMAT_VERSION = 5  # 3: BM25 stored as posting lists (terms x passages); 4: answer types stored; 5: article questions' vectors
 CURRENT_POINTER = "CURRENT"
 KEEP_OLD_BUILDS = 2
 
@@ -41,6 +41,7 @@ class Passage:
     text: str
     effective_from: str
     effective_to: str | None
+    questions: tuple[str, ...] = ()  # what callers ask that it answers (corpus/article_questions.jsonl)
 
     def in_force(self, as_of: str) -> bool:
         return self.effective_from <= as_of and (self.effective_to is None or as_of < self.effective_to)
@@ -62,6 +63,7 @@ class BuiltIndex:
     dense: DenseIndex
     homophones: dict
     answer_types: np.ndarray  # per passage, bits for the kinds of question it answers (manifest "answer_types")
+    question_vectors: np.ndarray  # the passages' curated questions, passage after passage, embedded
 
     @property
     def build_id(self) -> str:
@@ -69,12 +71,18 @@ class BuiltIndex:
 
 
 def passage_text(passage: Passage) -> str:
-    """What is indexed of a passage (BM25 terms and its vector): law, chapter, text."""
+    """What is indexed of a passage (BM25 terms and its vector): law, chapter, text, and the
+    questions callers ask that it answers."""
+    return " ".join([article_text(passage), *passage.questions])
+
+
+def article_text(passage: Passage) -> str:
+    """The law's own words of a passage: law, chapter, text."""
     return f"{short_title_of(passage.doc)} {passage.chapter} {passage.text}"
 
 
 def _hash_line(p: Passage) -> bytes:
-    return f"{p.id}\t{p.effective_from}\t{p.effective_to}\t{p.text}\n".encode()
+    return f"{p.id}\t{p.effective_from}\t{p.effective_to}\t{p.text}\t{json.dumps(p.questions, ensure_ascii=False)}\n".encode()
 
 
 class IndexWriter:
@@ -130,6 +138,9 @@ class IndexWriter:
     def write_answer_types(self, bits: np.ndarray, names: list[str]) -> None:
         np.save(self.scratch / "answer_types.npy", bits)
         self._manifest.update(answer_types=names)
+
+    def write_question_vectors(self, vectors: np.ndarray) -> None:
+        np.save(self.scratch / "question_vectors.npy", vectors)
 
     def write_homophones(self, homophones: dict) -> None:
         (self.scratch / "homophones.json").write_text(json.dumps(homophones, ensure_ascii=False), "utf-8")
@@ -198,10 +209,16 @@ def load_index(home: Path, embedder_name: str | None = None, dimension: int | No
         raise IndexMismatch(f"the index has dimension {manifest['dimension']}, the embedder gives {dimension}")
     shared: dict = {}
     with open(folder / "passages.jsonl", encoding="utf-8") as lines:
-        passages = [_shared_fields(Passage(**json.loads(line)), shared) for line in lines]
+        passages = [_shared_fields(_passage_from_json(line), shared) for line in lines]
     homophones = json.loads((folder / "homophones.json").read_text("utf-8"))
     return BuiltIndex(folder, manifest, passages, BM25Index.load(folder), DenseIndex.load(folder / "dense.faiss"), homophones,
-                      np.load(folder / "answer_types.npy"))
+                      np.load(folder / "answer_types.npy"), np.load(folder / "question_vectors.npy"))
+
+
+def _passage_from_json(line: str) -> Passage:
+    row = json.loads(line)
+    row["questions"] = tuple(row.get("questions", ()))
+    return Passage(**row)
 
 
 def _shared_fields(passage: Passage, shared: dict) -> Passage:

@@ -37,11 +37,12 @@ class Weights:
     answer_type_mismatch: float = 0.2
     # Logistic confidence, fitted by bench/calibrate.py on our own labelled questions
     # (bench/questions/language.jsonl and the out-of-scope part of routing.jsonl).
-    confidence_bias: float = -4.14
-    confidence_cosine: float = 3.7
-    confidence_agreement: float = 0.94
-    confidence_margin: float = 4.98
-    confidence_known_words: float = 1.98
+    confidence_bias: float = -10.07
+    confidence_cosine: float = 9.28
+    confidence_agreement: float = -0.53
+    confidence_margin: float = 9.97
+    confidence_known_words: float = 3.21
+    confidence_asked_like: float = 1.33  # the first article's closest curated question (cosine)
 
 
 @dataclass
@@ -125,6 +126,10 @@ class Retriever:
         # the kinds of question each passage answers, as bits in the order the index lists them
         self._type_bit = {name: 1 << number for number, name in enumerate(index.manifest["answer_types"])}
         self._answer_type_bits = index.answer_types
+        # the passages with curated questions, and where each one's questions start among the vectors
+        counts = np.array([len(p.questions) for p in index.passages], dtype=np.int64)
+        self._questioned = np.flatnonzero(counts)
+        self._first_question = np.concatenate([[0], np.cumsum(counts[self._questioned])[:-1]]).astype(np.int64)
 
     def set_answers(self, answers: list[ApprovedAnswer]) -> None:
         self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder)
@@ -134,11 +139,11 @@ class Retriever:
         expansion_text = " ".join(phrase for phrase, _ in query.expansions)
         query_vector = self.embedder.encode([f"{question} {expansion_text}".strip()])[0] if "dense" in channels else None
 
-        ids, bm25, dense = self._candidates(query.terms, query_vector, channels)
+        ids, bm25, dense, asked_like = self._candidates(query.terms, query_vector, channels)
         passages = self.index.passages
         day = np.datetime64(as_of, "D")
         in_force = (self.first_day[ids] <= day) & (day < self.end_day[ids])
-        live, bm25, dense = ids[in_force], bm25[in_force], dense[in_force]
+        live, bm25, dense, asked_like = ids[in_force], bm25[in_force], dense[in_force], asked_like[in_force]
         articles = len(live)
         answers = self._answer_scores(query, query_vector, as_of, channels)
         bm25 = np.concatenate([bm25, answers.bm25])
@@ -160,7 +165,7 @@ class Retriever:
             if number < articles:
                 passage = int(live[number])
                 hits.append(Hit("article", passages[passage].id, float(scores[number]), float(bm25[number]),
-                                float(dense[number]), passage=passage))
+                                float(dense[number]), passage=passage, phrasing_similarity=float(asked_like[number])))
             else:
                 answer = number - articles
                 hits.append(Hit("approved", self.answers.answers[answers.numbers[answer]].id, float(scores[number]),
@@ -174,9 +179,10 @@ class Retriever:
         matched = iter(self.index.bm25.matched_terms_of(retrieval.query_terms, articles))
         return [next(matched) if hit.kind == "article" else [] for hit in retrieval.hits]
 
-    def _candidates(self, terms: dict[str, float], query_vector, channels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _candidates(self, terms: dict[str, float], query_vector, channels) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Candidate passages, BM25's best and then the dense channel's best that BM25 did not
-        bring, with each channel's score of every candidate."""
+        bring (by the passage's vector or its closest curated question), with each channel's
+        score of every candidate and its closest curated question's cosine."""
         lexical = self.index.bm25.rank(terms, CANDIDATES) if "bm25" in channels else None
         ids = lexical.ids if lexical is not None else np.zeros(0, dtype=np.int64)
         cosines = np.zeros(len(ids))
@@ -191,8 +197,15 @@ class Retriever:
             ids = np.concatenate([ids, found[new]])
             cosines = np.zeros(len(ids))
             cosines[at] = found_cosines
+        asked_like = np.zeros(len(ids))
+        if query_vector is not None and len(self._questioned):
+            closest = np.maximum.reduceat(self.index.question_vectors @ query_vector, self._first_question)
+            ids = np.concatenate([ids, np.setdiff1d(self._questioned[np.argsort(-closest)[:CANDIDATES]], ids)])
+            where = np.searchsorted(self._questioned, ids).clip(max=len(self._questioned) - 1)
+            asked_like = np.where(self._questioned[where] == ids, closest[where], 0.0)
+            cosines = np.maximum(np.concatenate([cosines, np.zeros(len(ids) - len(cosines))]), asked_like)
         bm25 = lexical.score_of(ids).astype(np.float64) if lexical is not None else np.zeros(len(ids))
-        return ids, bm25, cosines
+        return ids, bm25, cosines, asked_like
 
     def named_taxes(self, text: str) -> set[str]:
         """The taxes (law subjects) a text names, longest first: 土地增值税 is not also 增值税."""
@@ -240,7 +253,7 @@ class Retriever:
         the runner-up, and how much of the question's vocabulary the knowledge base knows.
         ``scores``, ``bm25`` and ``dense`` cover every candidate, best first."""
         if not hits:
-            return 0.0, {"cosine": 0.0, "agreement": 0.0, "margin": 0.0, "known_words": 0.0}
+            return 0.0, {"cosine": 0.0, "agreement": 0.0, "margin": 0.0, "known_words": 0.0, "asked_like": 0.0}
         top = hits[0]
         known = sum(1 for word in words if word in self.index.bm25.vocabulary)
         features = {
@@ -248,6 +261,7 @@ class Retriever:
             "agreement": 1.0 if (dense.argmax() == 0 and bm25.argmax() == 0) else 0.0,
             "margin": top.score - float(scores[1]) if len(scores) > 1 else top.score,
             "known_words": known / len(words) if words else 0.0,
+            "asked_like": top.phrasing_similarity if top.kind == "article" else 0.0,
         }
         w = self.weights
         logit = (
@@ -256,6 +270,7 @@ class Retriever:
             + w.confidence_agreement * features["agreement"]
             + w.confidence_margin * features["margin"]
             + w.confidence_known_words * features["known_words"]
+            + w.confidence_asked_like * features["asked_like"]
         )
         confidence = float(1 / (1 + np.exp(-logit)))
         if top.kind == "approved":

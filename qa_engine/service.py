@@ -23,13 +23,14 @@ from .corpus import (
     is_answer_file,
     iter_source_files,
     parse_answers_file,
+    parse_article_questions,
     parse_law_file,
     short_title_of,
 )
 from .build import build_index, default_workers
 from .dense import CORPUS_MODEL_NAME, Embedder, train_corpus_model
 from .errors import InvalidInput, NotFound, ParseError, QAError
-from .index import BuiltIndex, Passage, current_build_id, load_index, passage_text
+from .index import BuiltIndex, Passage, article_text, current_build_id, load_index
 from .retrieval import Retriever, Weights
 from .static_embedder import load_embedder
 from .store import DATABASE_NAME, Store, answer_from_row
@@ -266,6 +267,7 @@ class QAService:
         """Every article as a passage, in index order, read from the store a batch at a time."""
         validity = self.validity()
         titles = {d["doc"]: d["title"] for d in self.store.documents()}
+        questions = self.article_questions()
         for a in self.store.iter_articles():
             yield Passage(
                 id=a["id"],
@@ -276,7 +278,13 @@ class QAService:
                 text=a["text"],
                 effective_from=validity[a["doc"]].effective_from,
                 effective_to=validity[a["doc"]].effective_to,
+                questions=questions.get((a["doc"], a["article"]), ()),
             )
+
+    def article_questions(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """The curated questions callers ask that each article answers, by (document id, article)."""
+        path = self.settings.corpus_dir / "article_questions.jsonl"
+        return parse_article_questions(path) if path.exists() else {}
 
     def _configured_embedder(self, count: int, analyzer: TextAnalyzer, notify) -> Embedder:
         if self.settings.embed_model:
@@ -299,8 +307,8 @@ class QAService:
             if number in chosen:
                 sample.append(p)
             if (short_title_of(p.doc), p.article) in wanted:
-                cited[(short_title_of(p.doc), p.article)] = passage_text(p)
-        texts = [passage_text(p) for p in sample]
+                cited[(short_title_of(p.doc), p.article)] = article_text(p)
+        texts = [article_text(p) for p in sample]
         pairs = training_pairs(sample, analyzer.dictionary, answers, cited)
         key = hashlib.sha256(json.dumps([texts, pairs], ensure_ascii=False).encode()).hexdigest()[:16]
         folder = self.home / "models" / f"{CORPUS_MODEL_NAME}-{key}"
@@ -481,7 +489,7 @@ class QAService:
         from .baseline import PlainBM25Baseline
 
         index = self.retriever().index
-        return PlainBM25Baseline(index.passages, [passage_text(p) for p in index.passages])
+        return PlainBM25Baseline(index.passages, [article_text(p) for p in index.passages])
 
     # ---- feedback, callbacks, complaints ------------------------------------
 
@@ -785,15 +793,16 @@ def citation_of(passage: Passage, as_of: str) -> dict:
 def training_pairs(
     passages: list[Passage], dictionary: Dictionary, answers: list[ApprovedAnswer], cited: dict | None = None
 ) -> list[tuple[str, str]]:
-    """(query-like text, passage) pairs the curated data gives for training the corpus model.
+    """(query-like text, the law's words) pairs the curated data gives for training the corpus model.
 
-    ``cited`` maps (short title, article) to the passage text of the articles the answers cite,
+    ``cited`` maps (short title, article) to the article text of the articles the answers cite,
     where ``passages`` is a sample that may miss some; by default it is taken from ``passages``."""
-    by_key = cited if cited is not None else {(short_title_of(p.doc), p.article): passage_text(p) for p in passages}
+    by_key = cited if cited is not None else {(short_title_of(p.doc), p.article): article_text(p) for p in passages}
     pairs = []
     for p in passages:
         if p.chapter:
-            pairs.append((f"{short_title_of(p.doc)} {p.chapter}", passage_text(p)))
+            pairs.append((f"{short_title_of(p.doc)} {p.chapter}", article_text(p)))
+        pairs += [(question, article_text(p)) for question in p.questions]
     for group in dictionary.synonyms:
         for variant in group[1:]:
             pairs.append((variant, group[0]))
@@ -824,7 +833,7 @@ def colloquial_cloze_pairs(passages: list[Passage], dictionary: Dictionary, seed
             for term in present:
                 if term in rewritten:
                     rewritten = rewritten.replace(term, rng.choice(variants[term]))
-            pairs.append((rewritten, passage_text(p)))
+            pairs.append((rewritten, article_text(p)))
     return pairs
 
 

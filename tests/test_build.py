@@ -19,7 +19,7 @@ import qa_engine.service
 from qa_engine.build import _DenseFiller, build_index, default_workers
 from qa_engine.errors import QAError
 from qa_engine.index import current_build_id, load_index
-from qa_engine.service import passage_text
+from qa_engine.index import passage_text
 
 from conftest import XSS_ANSWER, FakeEmbedder
 

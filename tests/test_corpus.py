@@ -1,8 +1,9 @@
+import json
 from pathlib import Path
 
 import pytest
 
-from qa_engine.corpus import parse_answers_csv, parse_answers_jsonl, parse_law, parse_law_file
+from qa_engine.corpus import parse_answers_csv, parse_answers_jsonl, parse_article_questions, parse_law, parse_law_file
 from qa_engine.errors import ParseError
 from qa_engine.validity import DocumentInfo, derive_validity
 
@@ -140,3 +141,42 @@ def test_validity_of_the_real_laws_is_derived_from_their_texts():
     assert validity["增值税暂行条例(2017-11-19)"].status("2025-06-30") == "in_force"
     still_current = [d for d in documents if validity[d.doc].effective_to is None]
     assert len(still_current) == 31
+
+
+def test_article_questions_are_read_by_document_and_article(tmp_path):
+    path = tmp_path / "article_questions.jsonl"
+    path.write_text('{"doc": "示例税法(2020-01-01)", "article": "第二条", "questions": [" 谁要交示例税 ", "公司要交吗"]}\n\n', "utf-8")
+    assert parse_article_questions(path) == {("示例税法(2020-01-01)", "第二条"): ("谁要交示例税", "公司要交吗")}
+
+
+@pytest.mark.parametrize("line, message", [
+    ("{not json", "line 1: invalid JSON"),
+    ('["a list"]', "line 1: expected"),
+    ('{"doc": "示例税法(2020-01-01)", "questions": ["谁要交"]}', "line 1: expected"),
+    ('{"doc": "示例税法(2020-01-01)", "article": "第二条", "questions": []}', "non-empty list"),
+    ('{"doc": "示例税法(2020-01-01)", "article": "第二条", "questions": ["谁要交", 3]}', "non-empty list"),
+    ('{"doc": "示例税法(2020-01-01)", "article": "第二条", "questions": ["谁要交"]}\n'
+     '{"doc": "示例税法(2020-01-01)", "article": "第二条", "questions": ["公司要交吗"]}', "line 2: 示例税法(2020-01-01) 第二条 is listed twice"),
+])
+def test_malformed_article_questions_are_refused_with_the_line(tmp_path, line, message):
+    path = tmp_path / "article_questions.jsonl"
+    path.write_text(line + "\n", "utf-8")
+    with pytest.raises(ParseError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_article_questions(path)
+
+
+def test_the_shipped_article_questions_name_articles_of_the_shared_laws():
+    laws = require_shared()
+    articles = {(a.doc, a.article) for path in sorted(laws.glob("*.md")) for a in parse_law_file(path).articles}
+    shipped = parse_article_questions(Path(__file__).resolve().parent.parent / "corpus" / "article_questions.jsonl")
+    assert set(shipped) <= articles
+    assert len(shipped) >= 0.95 * len(articles)
+
+
+def test_our_benchmark_questions_are_not_among_the_article_questions():
+    """bench/questions measures retrieval on questions the engine has not been given."""
+    root = Path(__file__).resolve().parent.parent
+    shipped = {q for questions in parse_article_questions(root / "corpus" / "article_questions.jsonl").values() for q in questions}
+    for name in ("language.jsonl", "routing.jsonl"):
+        asked = {json.loads(line)["question"] for line in (root / "bench" / "questions" / name).read_text("utf-8").splitlines()}
+        assert not asked & shipped, name

@@ -77,8 +77,10 @@ def test_one_run_reports_every_system_and_rewrites_only_its_docs_section(
     assert systems[quality.NAIVE]["overall"]["p50_ms"] is None
     assert set(systems[quality.FULL]["by_kind"]) == {"abbreviation", "colloquial", "numbers"}
     # the no-cloze model was trained on the full engine's pairs minus the colloquial cloze pairs
-    full_pairs, no_cloze_pairs = fake_training
+    full_pairs, no_cloze_pairs, no_questions_pairs = fake_training
     assert 0 < len(no_cloze_pairs) < len(full_pairs) and set(no_cloze_pairs) < set(full_pairs)
+    # the variant without article questions trained its own model (the small laws have none, so on the same pairs)
+    assert no_questions_pairs == full_pairs
 
     text = docs.read_text("utf-8")
     assert "old numbers" not in text and "speed\n<!-- speed-and-scale:end -->" in text and text.endswith("trailing notes\n")

@@ -1,9 +1,13 @@
+import json
 import os
 import re
+import shutil
 
 import pytest
 
+from qa_engine.config import Settings
 from qa_engine.errors import IndexNotBuilt, InvalidInput
+from qa_engine.index import load_index
 
 
 def test_ask_returns_the_json_contract(service):
@@ -209,3 +213,23 @@ def test_query_terms_come_in_the_same_order_in_every_process():
         for seed in (1, 2, 3)
     }
     assert len(runs) == 1
+
+
+def test_article_questions_make_an_article_findable_in_callers_words(make_service, small_laws, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(Settings().corpus_dir / "dictionary", corpus / "dictionary")
+    question = "帮朋友弄点报销用的单子犯法吗"
+    svc = make_service(corpus_dir=corpus)
+    assert svc.ingest([small_laws]).errors == []
+    first_build = svc.build()
+    before = svc.ask(question, record=False)["answers"][0]["citations"][0]
+    (corpus / "article_questions.jsonl").write_text(json.dumps(
+        {"doc": "示例发票法(2024-12-25)", "article": "第二条", "questions": [question]}, ensure_ascii=False) + "\n", "utf-8")
+    manifest = svc.build()
+    after = svc.ask(question, record=False)["answers"][0]["citations"][0]
+    assert (before["doc"], before["article"]) != ("示例发票法(2024-12-25)", "第二条")
+    assert (after["doc"], after["article"]) == ("示例发票法(2024-12-25)", "第二条")
+    passage = next(p for p in svc.passages() if p.id == "示例发票法(2024-12-25)#第二条")
+    assert passage.questions == (question,)
+    assert load_index(svc.home).question_vectors.shape == (1, svc.retriever().embedder.dimension)
+    assert manifest["corpus_hash"] != first_build["corpus_hash"]
