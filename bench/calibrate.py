@@ -23,7 +23,7 @@ from qa_engine.config import Settings  # noqa: E402
 from qa_engine.evaluation import first_hit_rank, load_gold  # noqa: E402
 from qa_engine.service import QAService  # noqa: E402
 
-FEATURES = ["cosine", "agreement", "margin", "known_words", "asked_like"]
+FEATURES = ["cosine", "agreement", "margin", "known_words", "question_cosine"]
 
 
 def collect(service: QAService, items: list[dict]) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -42,7 +42,7 @@ class Weights:
     confidence_agreement: float = -0.53
     confidence_margin: float = 9.97
     confidence_known_words: float = 3.21
-    confidence_asked_like: float = 1.33  # the first article's closest curated question (cosine)
+    confidence_question_cosine: float = 1.33  # the first article's closest curated question (cosine)
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Hit:
     bm25: float = 0.0
     dense: float = 0.0
     passage: int = -1  # articles: the passage's number in the index
-    phrasing_similarity: float = 0.0  # approved answers: closeness to the nearest curated phrasing
+    phrasing_similarity: float = 0.0  # closeness to the nearest curated phrasing (an answer's, or an article's question: cosine)
 
 
 @dataclass
@@ -139,11 +139,11 @@ class Retriever:
         expansion_text = " ".join(phrase for phrase, _ in query.expansions)
         query_vector = self.embedder.encode([f"{question} {expansion_text}".strip()])[0] if "dense" in channels else None
 
-        ids, bm25, dense, asked_like = self._candidates(query.terms, query_vector, channels)
+        ids, bm25, dense, question_cosine = self._candidates(query.terms, query_vector, channels)
         passages = self.index.passages
         day = np.datetime64(as_of, "D")
         in_force = (self.first_day[ids] <= day) & (day < self.end_day[ids])
-        live, bm25, dense, asked_like = ids[in_force], bm25[in_force], dense[in_force], asked_like[in_force]
+        live, bm25, dense, question_cosine = ids[in_force], bm25[in_force], dense[in_force], question_cosine[in_force]
         articles = len(live)
         answers = self._answer_scores(query, query_vector, as_of, channels)
         bm25 = np.concatenate([bm25, answers.bm25])
@@ -165,7 +165,7 @@ class Retriever:
             if number < articles:
                 passage = int(live[number])
                 hits.append(Hit("article", passages[passage].id, float(scores[number]), float(bm25[number]),
-                                float(dense[number]), passage=passage, phrasing_similarity=float(asked_like[number])))
+                                float(dense[number]), passage=passage, phrasing_similarity=float(question_cosine[number])))
             else:
                 answer = number - articles
                 hits.append(Hit("approved", self.answers.answers[answers.numbers[answer]].id, float(scores[number]),
@@ -197,15 +197,18 @@ class Retriever:
             ids = np.concatenate([ids, found[new]])
             cosines = np.zeros(len(ids))
             cosines[at] = found_cosines
-        asked_like = np.zeros(len(ids))
+        question_cosine = np.zeros(len(ids))
         if query_vector is not None and len(self._questioned):
+            # an article is as close as its closest curated question; the closest join the candidates
             closest = np.maximum.reduceat(self.index.question_vectors @ query_vector, self._first_question)
-            ids = np.concatenate([ids, np.setdiff1d(self._questioned[np.argsort(-closest)[:CANDIDATES]], ids)])
+            best = np.argpartition(-closest, CANDIDATES)[:CANDIDATES] if len(closest) > CANDIDATES else np.arange(len(closest))
+            nearest = self._questioned[best]
+            ids = np.concatenate([ids, nearest[~np.isin(nearest, ids)]])
             where = np.searchsorted(self._questioned, ids).clip(max=len(self._questioned) - 1)
-            asked_like = np.where(self._questioned[where] == ids, closest[where], 0.0)
-            cosines = np.maximum(np.concatenate([cosines, np.zeros(len(ids) - len(cosines))]), asked_like)
+            question_cosine = np.where(self._questioned[where] == ids, closest[where], 0.0)
+            cosines = np.maximum(np.concatenate([cosines, np.zeros(len(ids) - len(cosines))]), question_cosine)
         bm25 = lexical.score_of(ids).astype(np.float64) if lexical is not None else np.zeros(len(ids))
-        return ids, bm25, cosines, asked_like
+        return ids, bm25, cosines, question_cosine
 
     def named_taxes(self, text: str) -> set[str]:
         """The taxes (law subjects) a text names, longest first: 土地增值税 is not also 增值税."""
@@ -253,7 +256,7 @@ class Retriever:
         the runner-up, and how much of the question's vocabulary the knowledge base knows.
         ``scores``, ``bm25`` and ``dense`` cover every candidate, best first."""
         if not hits:
-            return 0.0, {"cosine": 0.0, "agreement": 0.0, "margin": 0.0, "known_words": 0.0, "asked_like": 0.0}
+            return 0.0, {"cosine": 0.0, "agreement": 0.0, "margin": 0.0, "known_words": 0.0, "question_cosine": 0.0}
         top = hits[0]
         known = sum(1 for word in words if word in self.index.bm25.vocabulary)
         features = {
@@ -261,7 +264,7 @@ class Retriever:
             "agreement": 1.0 if (dense.argmax() == 0 and bm25.argmax() == 0) else 0.0,
             "margin": top.score - float(scores[1]) if len(scores) > 1 else top.score,
             "known_words": known / len(words) if words else 0.0,
-            "asked_like": top.phrasing_similarity if top.kind == "article" else 0.0,
+            "question_cosine": top.phrasing_similarity if top.kind == "article" else 0.0,
         }
         w = self.weights
         logit = (
@@ -270,7 +273,7 @@ class Retriever:
             + w.confidence_agreement * features["agreement"]
             + w.confidence_margin * features["margin"]
             + w.confidence_known_words * features["known_words"]
-            + w.confidence_asked_like * features["asked_like"]
+            + w.confidence_question_cosine * features["question_cosine"]
         )
         confidence = float(1 / (1 + np.exp(-logit)))
         if top.kind == "approved":
