@@ -4,8 +4,12 @@ Usage (QA_HOME: an index built over ../shared/corpus/laws only):
 
     python bench/calibrate.py [--gold bench/questions/language.jsonl bench/questions/routing.jsonl]
 
-Prints the fitted weights (to copy into ``qa_engine.retrieval.Weights``) and the precision,
-coverage and out-of-scope abstention they give at a few thresholds. The dev set is not used.
+The model says how likely the first article is right for a question the knowledge base
+answers, so it is fitted on the answerable questions only; the confidence is that probability
+times the scope model's (qa_engine/scope.py), which keeps out-of-scope questions from the
+answer route. Prints the fitted weights (to copy into ``qa_engine.retrieval.Weights``) and the
+precision, coverage and out-of-scope abstention of the confidence at a few thresholds (pick
+``QA_THRESHOLD`` there). The dev set is not used.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from qa_engine.service import QAService  # noqa: E402
 FEATURES = ["cosine", "agreement", "margin", "known_words", "question_cosine"]
 
 
-def collect(service: QAService, items: list[dict]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def collect(service: QAService, items: list[dict]) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """Features, whether the first article is right, categories and in-scope probabilities."""
     retriever = service.retriever()
-    rows, labels, categories = [], [], []
+    rows, labels, categories, in_scope = [], [], [], []
     for item in items:
         if item["category"] == "complaint":
             continue  # routed by intent, not by confidence
@@ -42,7 +47,8 @@ def collect(service: QAService, items: list[dict]) -> tuple[np.ndarray, np.ndarr
         rows.append([result.features[name] for name in FEATURES])
         labels.append(1 if rank == 1 else 0)
         categories.append(item["category"])
-    return np.array(rows), np.array(labels), categories
+        in_scope.append(result.features["in_scope"])
+    return np.array(rows), np.array(labels), categories, np.array(in_scope)
 
 
 def main() -> None:
@@ -54,16 +60,16 @@ def main() -> None:
 
     service = QAService(Settings.from_env())
     items = [item for path in args.gold for item in load_gold(path)]
-    X, y, categories = collect(service, items)
-    model = LogisticRegression(C=100.0, max_iter=1000).fit(X, y)
+    X, y, categories, in_scope = collect(service, items)
+    categories = np.array(categories)
+    answerable = np.isin(categories, ["policy", "superseded"])
+    model = LogisticRegression(C=100.0, max_iter=1000).fit(X[answerable], y[answerable])
     print("bias", round(float(model.intercept_[0]), 2))
     for name, weight in zip(FEATURES, model.coef_[0]):
         print(name, round(float(weight), 2))
-    probability = model.predict_proba(X)[:, 1]
-    categories = np.array(categories)
-    answerable = np.isin(categories, ["policy", "superseded"])
-    for threshold in (0.4, 0.5, 0.6, 0.7):
-        routed = probability >= threshold
+    confidence = model.predict_proba(X)[:, 1] * in_scope
+    for threshold in (0.4, 0.5, 0.6, 0.7, 0.8):
+        routed = confidence >= threshold
         precision = y[routed].sum() / max(routed.sum(), 1)
         coverage = routed[answerable].mean()
         abstained = (~routed[categories == "out_of_scope"]).mean()

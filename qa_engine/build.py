@@ -27,6 +27,7 @@ from .dense import DenseIndex, Embedder, ivf_cells
 from .errors import QAError
 from .index import IndexWriter, Passage, passage_text
 from .lexical import PostingsBuilder
+from .scope import ScopeModel
 
 CHUNK = 20_000  # passages tokenised at a time: ~40 MiB of term ids and vectors in flight per chunk
 PARALLEL_FROM = 50_000  # passages; below this, forking workers costs more than it saves
@@ -63,12 +64,15 @@ def build_index(
     progress=None,
     on_vectors: Callable[[np.ndarray], None] | None = None,
     chunk: int = CHUNK,
+    scope_examples: tuple[list[str], list[str]] = ([], []),
 ) -> BuildReport:
     """Write a complete index of ``passages`` (in order) under ``home`` and switch to it.
 
     ``expected`` is about how many passages come (it sizes an IVF index and the progress bar).
     ``progress(items, label)`` wraps the loop over chunks (a progress bar advancing a chunk at
     a time); ``on_vectors(vectors)`` sees each chunk's vectors (the benchmark's exact search).
+    ``scope_examples`` are questions in scope besides the passages' own (approved answers'
+    phrasings) and questions out of scope: with both kinds, the scope model is trained.
     """
     report = BuildReport(Path(), 0, workers)
     chunks = math.ceil(expected / chunk) if expected else 0
@@ -100,6 +104,9 @@ def build_index(
         writer.write_dense(dense.finish())
         del dense
         writer.write_question_vectors(embedder.encode(questions) if questions else np.zeros((0, embedder.dimension), np.float32))
+        in_scope, out_of_scope = questions + scope_examples[0], scope_examples[1]
+        if in_scope and out_of_scope:
+            writer.write_scope(ScopeModel.train(in_scope, out_of_scope))
         release_freed_memory()  # FAISS frees its vectors to the C heap, not to the system
         report.seconds["dense_write"] = time.perf_counter() - start
         start = time.perf_counter()

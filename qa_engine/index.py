@@ -23,6 +23,7 @@ from .corpus import short_title_of
 from .dense import DenseIndex, Embedder
 from .errors import IndexMismatch, IndexNotBuilt
 from .lexical import BM25Index
+from .scope import ScopeModel
 
 FORMAT_VERSION = 5  # 3: BM25 stored as posting lists (terms x passages); 4: answer types stored; 5: article questions' vectors
 CURRENT_POINTER = "CURRENT"
@@ -64,6 +65,7 @@ class BuiltIndex:
     homophones: dict
     answer_types: np.ndarray  # per passage, bits for the kinds of question it answers (manifest "answer_types")
     question_vectors: np.ndarray  # the passages' curated questions, passage after passage, embedded
+    scope: ScopeModel | None  # whether a question is one the knowledge base answers (None: not trained)
 
     @property
     def build_id(self) -> str:
@@ -142,6 +144,9 @@ class IndexWriter:
     def write_question_vectors(self, vectors: np.ndarray) -> None:
         np.save(self.scratch / "question_vectors.npy", vectors)
 
+    def write_scope(self, scope: ScopeModel) -> None:
+        np.save(self.scratch / "scope.npy", scope.weights)
+
     def write_homophones(self, homophones: dict) -> None:
         (self.scratch / "homophones.json").write_text(json.dumps(homophones, ensure_ascii=False), "utf-8")
 
@@ -212,7 +217,8 @@ def load_index(home: Path, embedder_name: str | None = None, dimension: int | No
         passages = [_shared_fields(_passage_from_json(line), shared) for line in lines]
     homophones = json.loads((folder / "homophones.json").read_text("utf-8"))
     return BuiltIndex(folder, manifest, passages, BM25Index.load(folder), DenseIndex.load(folder / "dense.faiss"), homophones,
-                      np.load(folder / "answer_types.npy"), np.load(folder / "question_vectors.npy"))
+                      np.load(folder / "answer_types.npy"), np.load(folder / "question_vectors.npy"),
+                      ScopeModel(np.load(folder / "scope.npy")) if (folder / "scope.npy").exists() else None)
 
 
 def _passage_from_json(line: str) -> Passage:

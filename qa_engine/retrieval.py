@@ -35,14 +35,14 @@ class Weights:
     # Taken from articles without the kind of answer the question asks for (a deadline, a
     # rate...); chosen on our own labelled questions (bench/questions, approved answers).
     answer_type_mismatch: float = 0.2
-    # Logistic confidence, fitted by bench/calibrate.py on our own labelled questions
-    # (bench/questions/language.jsonl and the out-of-scope part of routing.jsonl).
-    confidence_bias: float = -10.07
-    confidence_cosine: float = 9.28
-    confidence_agreement: float = -0.53
-    confidence_margin: float = 9.97
-    confidence_known_words: float = 3.21
-    confidence_question_cosine: float = 1.33  # the first article's closest curated question (cosine)
+    # Logistic confidence that the first article is right for a question in scope, fitted by
+    # bench/calibrate.py on our own answerable questions (bench/questions/language.jsonl).
+    confidence_bias: float = -2.34
+    confidence_cosine: float = 0.65
+    confidence_agreement: float = 0.43
+    confidence_margin: float = 9.47
+    confidence_known_words: float = -0.13
+    confidence_question_cosine: float = 3.4  # the first article's closest curated question (cosine)
 
 
 @dataclass
@@ -170,7 +170,7 @@ class Retriever:
                 answer = number - articles
                 hits.append(Hit("approved", self.answers.answers[answers.numbers[answer]].id, float(scores[number]),
                                 float(bm25[number]), float(dense[number]), phrasing_similarity=float(answers.similarity[answer])))
-        confidence, features = self._confidence(hits, scores[order], bm25[order], dense[order], query.words)
+        confidence, features = self._confidence(question, hits, scores[order], bm25[order], dense[order], query.words)
         return Retrieval(hits, confidence, query.terms, features, asked)
 
     def matched_terms(self, retrieval: Retrieval) -> list[list[str]]:
@@ -250,13 +250,16 @@ class Retriever:
         semantic = w.dense * np.maximum(dense, 0.0) / (dense.max() or 1.0) if use_dense else 0.0
         return (lexical + semantic) / total
 
-    def _confidence(self, hits: list[Hit], scores: np.ndarray, bm25: np.ndarray, dense: np.ndarray,
+    def _confidence(self, question: str, hits: list[Hit], scores: np.ndarray, bm25: np.ndarray, dense: np.ndarray,
                     words: list[str]) -> tuple[float, dict[str, float]]:
         """How likely the first hit is right: similarity, agreement of the channels, margin to
-        the runner-up, and how much of the question's vocabulary the knowledge base knows.
+        the runner-up, and how much of the question's vocabulary the knowledge base knows,
+        times how likely the question is one the knowledge base answers at all.
         ``scores``, ``bm25`` and ``dense`` cover every candidate, best first."""
+        in_scope = self.index.scope.in_scope(question) if self.index.scope is not None else 1.0
         if not hits:
-            return 0.0, {"cosine": 0.0, "agreement": 0.0, "margin": 0.0, "known_words": 0.0, "question_cosine": 0.0}
+            return 0.0, {"cosine": 0.0, "agreement": 0.0, "margin": 0.0, "known_words": 0.0, "question_cosine": 0.0,
+                         "in_scope": in_scope}
         top = hits[0]
         known = sum(1 for word in words if word in self.index.bm25.vocabulary)
         features = {
@@ -265,6 +268,7 @@ class Retriever:
             "margin": top.score - float(scores[1]) if len(scores) > 1 else top.score,
             "known_words": known / len(words) if words else 0.0,
             "question_cosine": top.phrasing_similarity if top.kind == "article" else 0.0,
+            "in_scope": in_scope,
         }
         w = self.weights
         logit = (
@@ -275,7 +279,7 @@ class Retriever:
             + w.confidence_known_words * features["known_words"]
             + w.confidence_question_cosine * features["question_cosine"]
         )
-        confidence = float(1 / (1 + np.exp(-logit)))
+        confidence = float(1 / (1 + np.exp(-logit))) * in_scope
         if top.kind == "approved":
             # An approved answer is as trustworthy as the question is close to one of its
             # curated phrasings: the same question scores 1, a merely related one 0.

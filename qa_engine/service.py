@@ -254,11 +254,20 @@ class QAService:
         workers = workers or default_workers(count)
         notify(f"indexing {count} passages with {Path(embedder.name).name}"
                + (f" in {workers} worker processes" if workers > 1 else ""))
-        report = build_index(self.home, self.iter_passages(), count, analyzer, embedder, dense_kind, workers, progress)
+        report = build_index(self.home, self.iter_passages(), count, analyzer, embedder, dense_kind, workers, progress,
+                             scope_examples=self._scope_examples())
         manifest = json.loads((report.folder / "manifest.json").read_text("utf-8"))
         with self._lock:
             self._loaded_build = None
         return manifest
+
+    def _scope_examples(self) -> tuple[list[str], list[str]]:
+        """Questions in scope besides the articles' own (approved answers' phrasings), and the
+        curated questions out of scope (``corpus/dictionary/out_of_scope.txt``)."""
+        answers = [answer_from_row(r) for r in self.store.answers("approved")]
+        path = self.settings.corpus_dir / "dictionary" / "out_of_scope.txt"
+        out_of_scope = [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()] if path.exists() else []
+        return [text for a in answers for text in [a.question, *a.alternatives]], out_of_scope
 
     def passages(self) -> list[Passage]:
         return list(self.iter_passages())
