@@ -267,7 +267,8 @@ class Retriever:
             "agreement": 1.0 if (dense.argmax() == 0 and bm25.argmax() == 0) else 0.0,
             "margin": top.score - float(scores[1]) if len(scores) > 1 else top.score,
             "known_words": known / len(words) if words else 0.0,
-            "question_cosine": top.phrasing_similarity if top.kind == "article" else 0.0,
+            # the closest curated question of an article, or phrasing of an approved answer
+            "question_cosine": top.phrasing_similarity if top.kind == "article" else max(top.dense, 0.0),
             "in_scope": in_scope,
         }
         w = self.weights

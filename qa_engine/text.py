@@ -139,7 +139,8 @@ class TextAnalyzer:
         segments = self._jieba.lcut(text)
         words = self._search_words(segments)
         expansions = self.expansions(text)
-        return Query(text, words, self._key_terms(segments), expansions, self.query_terms(text, expansions, words))
+        key_terms = self._key_terms(segments + [phrase for phrase, _ in expansions])  # 滞纳斤 names 滞纳金 too
+        return Query(text, words, key_terms, expansions, self.query_terms(text, expansions, words))
 
     def words(self, text: str) -> list[str]:
         """Search-mode words, without stopwords."""
