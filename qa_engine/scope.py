@@ -5,7 +5,7 @@ opening hours; no article answers those, however close its words. A linear class
 question's character 1–3-grams (hashed, so nothing but its weights is stored) is trained at build
 time: in scope are the questions curators wrote for articles and approved answers, out of scope
 the curated examples in ``corpus/dictionary/out_of_scope.txt``. Its probability scales the
-confidence of an article answer.
+confidence (an approved answer whose curated phrasing matches the question keeps its own).
 """
 
 from __future__ import annotations
