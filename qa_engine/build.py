@@ -103,7 +103,8 @@ def build_index(
         start = time.perf_counter()
         writer.write_dense(dense.finish())
         del dense
-        writer.write_question_vectors(embedder.encode(questions) if questions else np.zeros((0, embedder.dimension), np.float32))
+        if questions:
+            writer.write_question_index(DenseIndex.graph_of(embedder.encode(questions)))
         in_scope, out_of_scope = questions + scope_examples[0], scope_examples[1]
         if in_scope and out_of_scope:
             writer.write_scope(ScopeModel.train(in_scope, out_of_scope))

@@ -116,6 +116,21 @@ class DenseIndex:
             index = faiss.IndexFlatIP(dimension)
         return cls(index)
 
+    @classmethod
+    def graph_of(cls, vectors: np.ndarray) -> "DenseIndex":
+        """An HNSW index of ``vectors``, built on one thread: the same vectors give the same graph
+        (and so the same answers) in every build."""
+        import faiss
+
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            index = cls.create("hnsw", vectors.shape[1], len(vectors))
+            index.add(vectors)
+        finally:
+            faiss.omp_set_num_threads(threads)
+        return index
+
     def add(self, vectors: np.ndarray) -> None:
         self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 

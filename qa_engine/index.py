@@ -25,7 +25,7 @@ from .errors import IndexMismatch, IndexNotBuilt
 from .lexical import BM25Index
 from .scope import ScopeModel
 
-FORMAT_VERSION = 5  # 3: BM25 stored as posting lists (terms x passages); 4: answer types stored; 5: article questions' vectors
+FORMAT_VERSION = 5  # 3: BM25 stored as posting lists (terms x passages); 4: answer types stored; 5: article questions' index
 CURRENT_POINTER = "CURRENT"
 KEEP_OLD_BUILDS = 2
 
@@ -64,7 +64,7 @@ class BuiltIndex:
     dense: DenseIndex
     homophones: dict
     answer_types: np.ndarray  # per passage, bits for the kinds of question it answers (manifest "answer_types")
-    question_vectors: np.ndarray  # the passages' curated questions, passage after passage, embedded
+    questions: DenseIndex | None  # the passages' curated questions, passage after passage, embedded (None: none)
     scope: ScopeModel | None  # whether a question is one the knowledge base answers (None: not trained)
 
     @property
@@ -141,8 +141,8 @@ class IndexWriter:
         np.save(self.scratch / "answer_types.npy", bits)
         self._manifest.update(answer_types=names)
 
-    def write_question_vectors(self, vectors: np.ndarray) -> None:
-        np.save(self.scratch / "question_vectors.npy", vectors)
+    def write_question_index(self, questions: DenseIndex) -> None:
+        questions.save(self.scratch / "questions.faiss")
 
     def write_scope(self, scope: ScopeModel) -> None:
         np.save(self.scratch / "scope.npy", scope.weights)
@@ -217,7 +217,8 @@ def load_index(home: Path, embedder_name: str | None = None, dimension: int | No
         passages = [_shared_fields(_passage_from_json(line), shared) for line in lines]
     homophones = json.loads((folder / "homophones.json").read_text("utf-8"))
     return BuiltIndex(folder, manifest, passages, BM25Index.load(folder), DenseIndex.load(folder / "dense.faiss"), homophones,
-                      np.load(folder / "answer_types.npy"), np.load(folder / "question_vectors.npy"),
+                      np.load(folder / "answer_types.npy"),
+                      DenseIndex.load(folder / "questions.faiss") if (folder / "questions.faiss").exists() else None,
                       ScopeModel(np.load(folder / "scope.npy")) if (folder / "scope.npy").exists() else None)
 
 

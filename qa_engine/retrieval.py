@@ -20,6 +20,7 @@ from .lexical import BM25Index, encode_passages, weighted_row_sum
 from .text import Query, TextAnalyzer
 
 CANDIDATES = 100
+QUESTION_CANDIDATES = 200  # curated questions closest to a question, searched in their graph index
 OPEN_END = "10000-01-01"  # the end day of a passage still in force: after every date YYYY-MM-DD
 
 
@@ -126,10 +127,9 @@ class Retriever:
         # the kinds of question each passage answers, as bits in the order the index lists them
         self._type_bit = {name: 1 << number for number, name in enumerate(index.manifest["answer_types"])}
         self._answer_type_bits = index.answer_types
-        # the passages with curated questions, and where each one's questions start among the vectors
+        # the passage each curated question belongs to, in the order of the question index
         counts = np.array([len(p.questions) for p in index.passages], dtype=np.int64)
-        self._questioned = np.flatnonzero(counts)
-        self._first_question = np.concatenate([[0], np.cumsum(counts[self._questioned])[:-1]]).astype(np.int64)
+        self._question_passage = np.repeat(np.arange(len(index.passages), dtype=np.int64), counts)
 
     def set_answers(self, answers: list[ApprovedAnswer]) -> None:
         self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder)
@@ -198,14 +198,15 @@ class Retriever:
             cosines = np.zeros(len(ids))
             cosines[at] = found_cosines
         question_cosine = np.zeros(len(ids))
-        if query_vector is not None and len(self._questioned):
+        if query_vector is not None and self.index.questions is not None:
             # an article is as close as its closest curated question; the closest join the candidates
-            closest = np.maximum.reduceat(self.index.question_vectors @ query_vector, self._first_question)
-            best = np.argpartition(-closest, CANDIDATES)[:CANDIDATES] if len(closest) > CANDIDATES else np.arange(len(closest))
-            nearest = self._questioned[best]
+            found_cosines, found = self.index.questions.search(query_vector, QUESTION_CANDIDATES)
+            # best first, so each passage's first question found is its closest
+            nearest, first = np.unique(self._question_passage[found[found >= 0]], return_index=True)
+            closest = found_cosines[found >= 0][first]
             ids = np.concatenate([ids, nearest[~np.isin(nearest, ids)]])
-            where = np.searchsorted(self._questioned, ids).clip(max=len(self._questioned) - 1)
-            question_cosine = np.where(self._questioned[where] == ids, closest[where], 0.0)
+            where = np.searchsorted(nearest, ids).clip(max=len(nearest) - 1)
+            question_cosine = np.where(nearest[where] == ids, closest[where], 0.0)
             cosines = np.maximum(np.concatenate([cosines, np.zeros(len(ids) - len(cosines))]), question_cosine)
         bm25 = lexical.score_of(ids).astype(np.float64) if lexical is not None else np.zeros(len(ids))
         return ids, bm25, cosines, question_cosine

@@ -41,12 +41,11 @@ def test_a_build_written_part_by_part_reads_back_like_one_written_at_once(servic
         writer.write_dense(dense)
         writer.write_homophones(built.homophones)
         writer.write_answer_types(built.answer_types, built.manifest["answer_types"])
-        writer.write_question_vectors(built.question_vectors)
         writer.commit(service.retriever().embedder, built.manifest["dictionary_hash"])
     again = load_index(service.home)
     assert again.build_id != before
     assert np.array_equal(again.answer_types, built.answer_types)
-    assert np.array_equal(again.question_vectors, built.question_vectors)
+    assert again.questions is None and built.questions is None  # the small laws have no curated questions
     for key in ("passages", "corpus_hash", "dimension", "dense_index", "embedder", "dictionary_hash", "answer_types"):
         assert again.manifest[key] == built.manifest[key], key
     assert [p.id for p in again.passages] == [p.id for p in built.passages]
