@@ -233,3 +233,17 @@ def test_article_questions_make_an_article_findable_in_callers_words(make_servic
     assert passage.questions == (question,)
     assert load_index(svc.home).questions.index.ntotal == 1
     assert manifest["corpus_hash"] != first_build["corpus_hash"]
+
+
+def test_a_malformed_article_questions_file_stops_the_build_and_keeps_the_index(make_service, small_laws, tmp_path):
+    from qa_engine.errors import ParseError
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(Settings().corpus_dir / "dictionary", corpus / "dictionary")
+    svc = make_service(corpus_dir=corpus)
+    assert svc.ingest([small_laws]).errors == []
+    before = svc.build()["build_id"]
+    (corpus / "article_questions.jsonl").write_text('{"doc": "示例发票法(2024-12-25)", "article": "第二条"}\n', "utf-8")
+    with pytest.raises(ParseError, match="article_questions.jsonl line 1: questions must be a non-empty list"):
+        svc.build()
+    assert load_index(svc.home).build_id == before
