@@ -82,3 +82,13 @@ def test_an_index_of_an_older_format_is_refused_with_what_to_do(service):
     manifest.write_text(json.dumps({**json.loads(manifest.read_text("utf-8")), "format_version": older}), "utf-8")
     with pytest.raises(IndexMismatch, match=f'has format {older}, this version reads {FORMAT_VERSION}: run "qa build" again'):
         load_index(service.home)
+
+
+def test_the_question_graph_is_the_same_in_every_build():
+    from qa_engine.dense import DenseIndex
+
+    vectors = np.random.default_rng(3).normal(size=(2000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    first, second = DenseIndex.graph_of(vectors), DenseIndex.graph_of(vectors)
+    for query in vectors[:50]:
+        assert np.array_equal(first.search(query, 20)[1], second.search(query, 20)[1])
