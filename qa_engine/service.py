@@ -261,13 +261,15 @@ class QAService:
             self._loaded_build = None
         return manifest
 
+    def approved_answers(self) -> list[ApprovedAnswer]:
+        return [answer_from_row(r) for r in self.store.answers("approved")]
+
     def _scope_examples(self) -> tuple[list[str], list[str]]:
         """Questions in scope besides the articles' own (approved answers' phrasings), and the
         curated questions out of scope (``corpus/dictionary/out_of_scope.txt``)."""
-        answers = [answer_from_row(r) for r in self.store.answers("approved")]
         path = self.settings.corpus_dir / "dictionary" / "out_of_scope.txt"
         out_of_scope = [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()] if path.exists() else []
-        return [text for a in answers for text in [a.question, *a.alternatives]], out_of_scope
+        return [text for a in self.approved_answers() for text in [a.question, *a.alternatives]], out_of_scope
 
     def passages(self) -> list[Passage]:
         return list(self.iter_passages())
@@ -308,7 +310,7 @@ class QAService:
         100,000 would take about half an hour), and a sample of that many teaches the model the
         corpus's words as well. The shipped corpus (1,193 passages) is far
         below the cap, so its model is trained on every passage."""
-        answers = [answer_from_row(r) for r in self.store.answers("approved")]
+        answers = self.approved_answers()
         wanted = {(short_title_of(c.doc), c.article) for answer in answers for c in answer.citations}
         sample, cited = [], {}
         chosen = evenly_spaced(count, MODEL_TRAINING_PASSAGES)
@@ -355,7 +357,7 @@ class QAService:
                 self._answers_revision = None
             revision = self.store.answers_revision()
             if revision != self._answers_revision:
-                answers = [answer_from_row(r) for r in self.store.answers("approved")]
+                answers = self.approved_answers()
                 self._retriever.set_answers(answers)
                 self._answers_revision = revision
             return self._retriever
