@@ -232,6 +232,7 @@ def hit_test(ctx, question, as_of, top_k, as_json):
         return
     click.echo(format_answer(result))
     click.echo("")
+    click.echo(f"理解为: {result['understood_as']}")
     terms = ", ".join(f"{t}({w:g})" for t, w in result["query_terms"].items())
     click.echo(f"查询词 (权重): {terms}")
     click.echo(f"问题类型: {', '.join(result['question_types']) or '-'} (不含此类答案的条文减 {result['weights']['answer_type_mismatch']})")

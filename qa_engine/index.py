@@ -25,7 +25,7 @@ from .errors import IndexMismatch, IndexNotBuilt
 from .lexical import BM25Index
 from .scope import ScopeModel
 
-FORMAT_VERSION = 6  # 3: BM25 stored as posting lists (terms x passages); 4: answer types stored; 5: article questions' vectors; 6: their graph index
+FORMAT_VERSION = 7  # 3: BM25 stored as posting lists (terms x passages); 4: answer types stored; 5: article questions' vectors; 6: their graph index; 7: tones in the homophone table
 CURRENT_POINTER = "CURRENT"
 KEEP_OLD_BUILDS = 2
 

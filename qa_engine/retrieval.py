@@ -78,6 +78,7 @@ class Retrieval:
     query_terms: dict[str, float]
     features: dict[str, float]
     question_types: set[str] = field(default_factory=set)
+    understood_as: str = ""  # the question normalised, with misheard tax terms put right
 
 
 class AnswerIndex:
@@ -137,7 +138,7 @@ class Retriever:
     def search(self, question: str, as_of: str, top_k: int, channels: tuple[str, ...] = ("bm25", "dense")) -> Retrieval:
         query = self.analyzer.analyse(question)
         expansion_text = " ".join(phrase for phrase, _ in query.expansions)
-        query_vector = self.embedder.encode([f"{question} {expansion_text}".strip()])[0] if "dense" in channels else None
+        query_vector = self.embedder.encode([f"{query.text} {expansion_text}".strip()])[0] if "dense" in channels else None
 
         ids, bm25, dense, question_cosine = self._candidates(query.terms, query_vector, channels)
         passages = self.index.passages
@@ -170,8 +171,8 @@ class Retriever:
                 answer = number - articles
                 hits.append(Hit("approved", self.answers.answers[answers.numbers[answer]].id, float(scores[number]),
                                 float(bm25[number]), float(dense[number]), phrasing_similarity=float(answers.similarity[answer])))
-        confidence, features = self._confidence(question, hits, scores[order], bm25[order], dense[order], query.words)
-        return Retrieval(hits, confidence, query.terms, features, asked)
+        confidence, features = self._confidence(query.text, hits, scores[order], bm25[order], dense[order], query.words)
+        return Retrieval(hits, confidence, query.terms, features, asked, query.text)
 
     def matched_terms(self, retrieval: Retrieval) -> list[list[str]]:
         """For each hit, the query terms its article contains (none for approved answers)."""

@@ -395,6 +395,7 @@ class QAService:
         """What each channel found and why: for curators (``qa hit-test``). Records nothing."""
         response, result, retriever = self._answer(question, as_of, top_k, ("bm25", "dense"))
         response["threshold"] = self.settings.threshold
+        response["understood_as"] = result.understood_as
         response["query_terms"] = result.query_terms
         response["question_types"] = sorted(result.question_types)
         response["confidence_features"] = result.features

@@ -123,6 +123,7 @@ class TextAnalyzer:
             self._canonicals_of_variant.setdefault(variant, []).append(canonical)
         self._phrase_words: dict[str, list[str]] = {}  # expansion phrases come from a finite vocabulary
         self._homophones: dict[str, list[str]] = {}
+        self._tones: dict[str, str] = {}
         self._canonical = {word: group[0] for group in dictionary.synonyms for word in group}
         self._domain_terms = {word for word, _ in dictionary.terms} | set(self._canonical)
 
@@ -134,11 +135,14 @@ class TextAnalyzer:
         return self.words(text) + character_bigrams(normalise(text))
 
     def analyse(self, question: str) -> Query:
-        """Everything retrieval needs of a question, from one segmentation."""
-        text = normalise(question)
+        """Everything retrieval needs of a question, from one segmentation. A tax term that a
+        phone transcript wrote with same-sounding characters is put right first (观税 -> 关税)."""
+        heard = normalise(question)
+        sound_alikes = self._sound_alikes(heard)
+        text = self._put_right(heard, sound_alikes)
         segments = self._jieba.lcut(text)
         words = self._search_words(segments)
-        expansions = self.expansions(text)
+        expansions = self._expansions(text, [word for word, _, _, _ in sound_alikes])
         key_terms = self._key_terms(segments + [phrase for phrase, _ in expansions])  # 滞纳斤 names 滞纳金 too
         return Query(text, words, key_terms, expansions, self.query_terms(text, expansions, words))
 
@@ -188,7 +192,8 @@ class TextAnalyzer:
         for word in sorted(words):
             if len(word) <= PINYIN_WINDOW[1] and all(c in readings for c in word):
                 by_sound.setdefault("".join(readings[c] for c in word), []).append(word)
-        return {"readings": readings, "by_sound": by_sound, "known_words": sorted(words)}
+        return {"readings": readings, "tones": character_readings(with_tones=True), "by_sound": by_sound,
+                "known_words": sorted(words)}
 
     def sounds(self, text: str) -> str:
         """The Chinese characters of a text in toneless pinyin, run together ("" before
@@ -199,6 +204,7 @@ class TextAnalyzer:
     def use_homophones(self, table: dict) -> None:
         """Repair speech-recognition homophone errors with a table from ``homophone_table``."""
         self._readings = table["readings"]
+        self._tones = table["tones"]
         self._homophones = table["by_sound"]
         self._known_words = set(table["known_words"])
 
@@ -221,37 +227,67 @@ class TextAnalyzer:
 
     def expansions(self, text: str) -> list[tuple[str, float]]:
         """Canonical law wording for the synonyms and homophones found in ``text``."""
+        return self._expansions(text, [word for word, _, _, _ in self._sound_alikes(text)])
+
+    def _expansions(self, text: str, sound_alikes: list[str]) -> list[tuple[str, float]]:
         found: list[tuple[str, float]] = []
         candidates = [pair for character in dict.fromkeys(text) for pair in self._variants_by_first.get(character, ())]
         for variant, canonical in sorted(candidates, key=lambda pair: -len(pair[0])):
             if variant in text:
                 found.append((canonical, SYNONYM_WEIGHT))
-        for word in self._homophone_repairs(text):
+        for word in dict.fromkeys(w for w in sound_alikes if w not in text):
             found.append((word, HOMOPHONE_WEIGHT))
             for canonical in self._canonicals_of_variant.get(word, ()):
                 found.append((canonical, HOMOPHONE_WEIGHT))
         return found
 
-    def _homophone_repairs(self, text: str) -> list[str]:
+    def _sound_alikes(self, text: str) -> list[tuple[str, int, int, bool]]:
+        """Known words that sound like a stretch of ``text`` outside the words the corpus knows:
+        (word, start, end, whether the stretch is whole words of the segmentation)."""
         if not self._homophones:
             return []
-        repairs = []
-        for run in re.findall(r"[\u4e00-\u9fff]+", text):
-            sounds = [self._readings.get(c, "?") for c in run]
-            known_word_end = [0] * len(run)  # where the known word a character belongs to ends
-            for word, start, end in self._jieba.tokenize(run):
+        found = []
+        for run in re.finditer(r"[\u4e00-\u9fff]+", text):
+            chars = run.group()
+            sounds = [self._readings.get(c, "?") for c in chars]
+            known_word_end = [0] * len(chars)  # where the known word a character belongs to ends
+            boundaries = {0}
+            for word, start, end in self._jieba.tokenize(chars):
+                boundaries.add(end)
                 if len(word) >= 2 and word in self._known_words:
                     known_word_end[start:end] = [end] * (end - start)
             low, high = PINYIN_WINDOW
             for size in range(low, high + 1):
-                for start in range(0, len(run) - size + 1):
+                for start in range(0, len(chars) - size + 1):
                     end = start + size
                     if end <= known_word_end[start]:
                         continue  # inside a word the corpus knows, spelt right
+                    whole_words = start in boundaries and end in boundaries
                     for word in self._homophones.get("".join(sounds[start:end]), []):
-                        if word not in text and word not in repairs:
-                            repairs.append(word)
-        return repairs
+                        found.append((word, run.start() + start, run.start() + end, whole_words))
+        return found
+
+    def _put_right(self, text: str, sound_alikes: list[tuple[str, int, int, bool]]) -> str:
+        """``text`` with each stretch that sounds like one tax term and no other put right: a
+        transcript's slip keeps part of the word and its tones (观税 -> 关税; 不申报 is not 补申报),
+        is whole words of the segmentation and none that jieba knows (发钱 stays). Longest
+        stretches first, none overlapping."""
+        terms_of_stretch: dict[tuple[int, int], set[str]] = {}
+        for word, start, end, whole_words in sound_alikes:
+            stretch = text[start:end]
+            if (whole_words and word in self._domain_terms and word != stretch and not self._jieba.FREQ.get(stretch)
+                    and any(a == b for a, b in zip(word, stretch))
+                    and all(self._tones.get(a) == self._tones.get(b) for a, b in zip(word, stretch))):
+                terms_of_stretch.setdefault((start, end), set()).add(word)
+        replaced = [False] * len(text)
+        repairs = []
+        for (start, end), terms in sorted(terms_of_stretch.items(), key=lambda item: item[0][0] - item[0][1]):
+            if len(terms) == 1 and not any(replaced[start:end]):
+                replaced[start:end] = [True] * (end - start)
+                repairs.append((start, end, terms.pop()))
+        for start, end, word in sorted(repairs, reverse=True):
+            text = text[:start] + word + text[end:]
+        return text
 
 
 def jieba_tokenizer():
@@ -275,10 +311,10 @@ def character_bigrams(text: str) -> list[str]:
     return [BIGRAM_PREFIX + run[i : i + 2] for run in HAN_RUN.findall(text) for i in range(len(run) - 1)]
 
 
-def character_readings() -> dict[str, str]:
-    """Toneless pinyin of each CJK character (its usual reading, so that a word and a question
-    spell the same sound the same way)."""
-    from pypinyin import lazy_pinyin
+def character_readings(with_tones: bool = False) -> dict[str, str]:
+    """Pinyin of each CJK character (its usual reading, so that a word and a question spell the
+    same sound the same way): toneless (guan), or with the tone's number (guan1)."""
+    from pypinyin import Style, lazy_pinyin
 
     characters = [chr(code) for code in range(0x4E00, 0xA000)]
-    return dict(zip(characters, lazy_pinyin("".join(characters))))
+    return dict(zip(characters, lazy_pinyin("".join(characters), style=Style.TONE3 if with_tones else Style.NORMAL)))

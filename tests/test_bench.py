@@ -80,14 +80,23 @@ def test_load_bench_counts_server_cpu_and_states_the_ceiling():
     assert load.cpu_note({}, 2) == ""
 
 
-def test_load_bench_reports_a_paced_run_beside_saturation():
+def test_load_bench_reports_paced_runs_beside_saturation():
     sys.path.insert(0, str(ROOT / "bench"))
     import argparse
 
     import load
 
-    args = argparse.Namespace(pause_ms=45, clients=16)
-    figures = {"requests": 6288, "rps": 313.8, "p50_ms": 4.1, "p99_ms": 44.0, "max_ms": 83.7, "statuses": {"200": 6288}}
-    assert load.paced_row(figures, args).startswith("| POST /v1/ask, each client pausing 45 ms | 16 | 6288 | 313.8 | 4.1 | 44.0 |")
-    assert "offer 313.8 requests/s" in load.paced_note(figures, args)
-    assert load.paced_row(None, args) == load.paced_note(None, args) == ""
+    fast = {"pause_ms": 45, "requests": 6288, "rps": 313.8, "p50_ms": 4.1, "p99_ms": 44.0, "max_ms": 83.7, "statuses": {"200": 6288}}
+    slow = {**fast, "pause_ms": 25, "rps": 401.2, "p99_ms": 71.5}
+    assert load.paced_rows([fast, slow], 16).splitlines() == [
+        "| POST /v1/ask, each client pausing 45 ms | 16 | 6288 | 313.8 | 4.1 | 44.0 | 83.7 | {'200': 6288} |",
+        "| POST /v1/ask, each client pausing 25 ms | 16 | 6288 | 401.2 | 4.1 | 71.5 | 83.7 | {'200': 6288} |",
+    ]
+    assert "with p99 within 50 ms was 313.8 requests/s" in load.paced_note([fast, slow], 16)
+    assert "No paced run kept p99 within 50 ms" in load.paced_note([slow], 16)
+    assert load.paced_rows([], 16) == load.paced_note([], 16) == ""
+    assert load.pause_list("60,45,0") == [60, 45]
+    assert load.pause_list("0") == []
+    for bad in ("fast", "45,-5", "45,,30"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            load.pause_list(bad)

@@ -224,3 +224,9 @@ def test_bad_files_are_refused_clearly(run_cli, tmp_path):
     header.write_text("question,answer\n问,答\n", "utf-8")
     assert run_cli("answers", "import", header, "--by", "王芳").output == (
         f"Error: {header}: missing column(s) citations in row 1\n")
+
+
+def test_hit_test_shows_the_question_as_understood_with_a_misheard_term_put_right(run_cli):
+    explained = json.loads(run_cli("hit-test", "藕然所得交多少税", "--json").output)
+    assert explained["understood_as"] == "偶然所得交多少税"
+    assert "理解为: 偶然所得交多少税" in run_cli("hit-test", "藕然所得交多少税").output
