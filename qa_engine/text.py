@@ -135,8 +135,8 @@ class TextAnalyzer:
         return self.words(text) + character_bigrams(normalise(text))
 
     def analyse(self, question: str) -> Query:
-        """Everything retrieval needs of a question, from one segmentation. A tax term that a
-        phone transcript wrote with same-sounding characters is put right first (观税 -> 关税)."""
+        """Everything retrieval needs of a question. A tax term that a phone transcript wrote with
+        same-sounding characters is put right first (观税 -> 关税)."""
         heard = normalise(question)
         sound_alikes = self._sound_alikes(heard)
         text = self._put_right(heard, sound_alikes)
