@@ -192,6 +192,7 @@ def format_answer(response: dict) -> str:
         return f"[{response.get('id')}] Error: {response['error']['message']}"
     lines = [
         f"问题: {response['question']}",
+        *([f"理解为: {response['understood_as']}"] if "understood_as" in response else []),
         f"路由: {ROUTE_LABELS.get(response['route'], response['route'])}   置信度: {response['confidence']:.2f}   日期: {response['as_of']}",
     ]
     if response.get("ticket"):
@@ -232,7 +233,6 @@ def hit_test(ctx, question, as_of, top_k, as_json):
         return
     click.echo(format_answer(result))
     click.echo("")
-    click.echo(f"理解为: {result['understood_as']}")
     terms = ", ".join(f"{t}({w:g})" for t, w in result["query_terms"].items())
     click.echo(f"查询词 (权重): {terms}")
     click.echo(f"问题类型: {', '.join(result['question_types']) or '-'} (不含此类答案的条文减 {result['weights']['answer_type_mismatch']})")

@@ -169,6 +169,8 @@ SCHEMAS = {
         "required": ["question", "as_of", "route", "confidence", "answers"],
         "properties": {
             "question": {"type": "string"},
+            "understood_as": {"type": "string", "description": "present when a tax term the question misheard (a phone "
+                              "transcript's same-sounding characters) was put right: the question as searched"},
             "as_of": {"type": "string", "format": "date"},
             "route": {"enum": ["answer", "expert", "complaint"]},
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},

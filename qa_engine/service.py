@@ -395,7 +395,6 @@ class QAService:
         """What each channel found and why: for curators (``qa hit-test``). Records nothing."""
         response, result, retriever = self._answer(question, as_of, top_k, ("bm25", "dense"))
         response["threshold"] = self.settings.threshold
-        response["understood_as"] = result.understood_as
         response["query_terms"] = result.query_terms
         response["question_types"] = sorted(result.question_types)
         response["confidence_features"] = result.features
@@ -420,6 +419,8 @@ class QAService:
             "confidence": round(result.confidence, 4),
             "answers": [self._format_hit(rank, hit, as_of, retriever) for rank, hit in enumerate(result.hits, 1)],
         }
+        if result.understood_as != normalise(question):
+            response["understood_as"] = result.understood_as  # a misheard tax term was put right
         return response, result, retriever
 
     def check_question(self, question) -> str:

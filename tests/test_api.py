@@ -23,6 +23,14 @@ def test_ask_returns_the_cli_json_contract_and_records_it(client, answered_servi
     assert answered_service.store.counts()["queries_logged"] == 1
 
 
+def test_ask_says_how_it_understood_a_question_whose_tax_term_was_misheard(client):
+    heard = client.post("/v1/ask", json={"question": "藕然所得的税率是多少"}).get_json()
+    assert heard["question"] == "藕然所得的税率是多少" and heard["understood_as"] == "偶然所得的税率是多少"
+    said = client.post("/v1/ask", json={"question": "偶然所得的税率是多少"}).get_json()
+    assert "understood_as" not in said
+    assert [a["citations"] for a in heard["answers"][:1]] == [a["citations"] for a in said["answers"][:1]]
+
+
 def test_ask_defaults_to_today_and_the_configured_top_k(client, answered_service):
     data = client.post("/v1/ask", json={"question": "发票"}).get_json()
     assert data["as_of"] == answered_service.today()

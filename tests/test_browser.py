@@ -351,3 +351,13 @@ def test_console_says_when_the_key_is_missing_or_refused_and_keeps_a_good_one(pa
     wait_for(page, lambda: "密钥被拒绝" in console_status(page))
     assert "was revoked" in console_status(page)
     assert page.execute_script("return sessionStorage.getItem('qa-console-key')") is None
+
+
+def test_console_says_how_it_understood_a_misheard_tax_term(page, server, console_key):
+    from selenium.webdriver.common.by import By
+
+    base, _ = server
+    open_console(page, base, console_key)
+    type_keys(page, "藕然所得怎么交税")
+    wait_for(page, lambda: "按「偶然所得怎么交税」理解" in page.find_element(By.ID, "status").text)
+    assert "依据：《中华人民共和国示例个人所得税法》" in page.find_elements(By.CSS_SELECTOR, "#results > li")[0].text

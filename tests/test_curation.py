@@ -226,7 +226,11 @@ def test_bad_files_are_refused_clearly(run_cli, tmp_path):
         f"Error: {header}: missing column(s) citations in row 1\n")
 
 
-def test_hit_test_shows_the_question_as_understood_with_a_misheard_term_put_right(run_cli):
+def test_an_answer_says_how_it_understood_a_question_with_a_misheard_term_put_right(run_cli):
     explained = json.loads(run_cli("hit-test", "藕然所得交多少税", "--json").output)
     assert explained["understood_as"] == "偶然所得交多少税"
-    assert "理解为: 偶然所得交多少税" in run_cli("hit-test", "藕然所得交多少税").output
+    asked = json.loads(run_cli("ask", "藕然所得交多少税", "--json", "--dry-run").output)
+    assert asked["understood_as"] == "偶然所得交多少税" and asked["question"] == "藕然所得交多少税"
+    assert "理解为: 偶然所得交多少税" in run_cli("ask", "藕然所得交多少税", "--dry-run").output
+    plain = json.loads(run_cli("ask", "偶然所得交多少税？", "--json", "--dry-run").output)
+    assert "understood_as" not in plain, "only a put-right question says how it was understood"

@@ -141,7 +141,8 @@
     current = data;
     selected = 0;
     list.textContent = "";
-    say(ROUTES[data.route] + " · 置信度 " + data.confidence.toFixed(2) + " · 依据日期 " + data.as_of, "route-" + data.route);
+    say((data.understood_as ? "按「" + data.understood_as + "」理解 · " : "") +
+        ROUTES[data.route] + " · 置信度 " + data.confidence.toFixed(2) + " · 依据日期 " + data.as_of, "route-" + data.route);
     if (!data.answers.length) say("没有找到相关内容，可 Shift+Enter 转专家团队。", "route-expert");
     data.answers.forEach(function (answer, index) {
       var item = el("li");
