@@ -361,3 +361,12 @@ def test_console_says_how_it_understood_a_misheard_tax_term(page, server, consol
     type_keys(page, "藕然所得怎么交税")
     wait_for(page, lambda: "按「偶然所得怎么交税」理解" in page.find_element(By.ID, "status").text)
     assert "依据：《中华人民共和国示例个人所得税法》" in page.find_elements(By.CSS_SELECTOR, "#results > li")[0].text
+
+
+def test_widget_says_how_it_understood_a_misheard_tax_term(page, server):
+    base, _ = server
+    root = ask_in_widget(page, base, "藕然所得怎么交税")
+    assert any(hint.text == "按「偶然所得怎么交税」为您查询。" for hint in css(root, ".hint"))
+    assert "偶然所得" in css(root, ".answer")[0].find_element("css selector", "h3").text
+    plain = ask_in_widget(page, base, "偶然所得怎么交税")
+    assert not any("为您查询" in hint.text for hint in css(plain, ".hint"))

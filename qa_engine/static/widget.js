@@ -170,6 +170,9 @@
       nodes.push(complaintForm(data.question));
       return nodes;
     }
+    if (data.understood_as) {
+      nodes.push(el("p", { className: "hint", text: "按「" + data.understood_as + "」为您查询。" }));
+    }
     if (data.route === "expert") {
       nodes.push(el("p", { className: "notice", text: "您的问题需要税务专家解答，已转交专家团队。" +
         "您可以留下姓名和电话，专家会回电答复。" }));
