@@ -187,12 +187,13 @@ class TextAnalyzer:
         words = {w for w in vocabulary if len(w) >= 2 and HAN.fullmatch(w[0]) and HAN.search(w[-1])}
         words |= {w for w, _ in self.dictionary.terms if len(w) >= 2}
         words |= {w for group in self.dictionary.synonyms for w in group if len(w) >= 2 and HAN.search(w)}
-        readings = character_readings()
+        tones = character_readings()
+        readings = {character: reading.rstrip("12345") for character, reading in tones.items()}
         by_sound: dict[str, list[str]] = {}
         for word in sorted(words):
             if len(word) <= PINYIN_WINDOW[1] and all(c in readings for c in word):
                 by_sound.setdefault("".join(readings[c] for c in word), []).append(word)
-        return {"readings": readings, "tones": character_readings(with_tones=True), "by_sound": by_sound,
+        return {"readings": readings, "tones": tones, "by_sound": by_sound,
                 "known_words": sorted(words)}
 
     def sounds(self, text: str) -> str:
@@ -311,10 +312,10 @@ def character_bigrams(text: str) -> list[str]:
     return [BIGRAM_PREFIX + run[i : i + 2] for run in HAN_RUN.findall(text) for i in range(len(run) - 1)]
 
 
-def character_readings(with_tones: bool = False) -> dict[str, str]:
-    """Pinyin of each CJK character (its usual reading, so that a word and a question spell the
-    same sound the same way): toneless (guan), or with the tone's number (guan1)."""
+def character_readings() -> dict[str, str]:
+    """Pinyin of each CJK character with its tone's number (guan1; none for the neutral tone): its
+    usual reading, so that a word and a question spell the same sound the same way."""
     from pypinyin import Style, lazy_pinyin
 
     characters = [chr(code) for code in range(0x4E00, 0xA000)]
-    return dict(zip(characters, lazy_pinyin("".join(characters), style=Style.TONE3 if with_tones else Style.NORMAL)))
+    return dict(zip(characters, lazy_pinyin("".join(characters), style=Style.TONE3)))
