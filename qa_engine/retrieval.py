@@ -155,7 +155,8 @@ class Retriever:
         scores[articles:] += answers.similarity >= self.weights.approved_phrasing_first
         named = self.named_taxes(f"{query.text} {expansion_text}")
         asked = self.analyzer.question_types(query.text)
-        scores[:articles] += self.weights.named_tax_boost * np.isin(self._subject_ids[live], [self._subject_id[n] for n in named])
+        if named:
+            scores[:articles] += self.weights.named_tax_boost * np.isin(self._subject_ids[live], [self._subject_id[n] for n in named])
         asked_bits = sum(self._type_bit.get(name, 0) for name in asked)
         if asked_bits:
             scores[:articles] -= self.weights.answer_type_mismatch * ((self._answer_type_bits[live] & asked_bits) == 0)
@@ -185,32 +186,31 @@ class Retriever:
         bring (by the passage's vector or its closest curated question), with each channel's
         score of every candidate and its closest curated question's cosine."""
         lexical = self.index.bm25.rank(terms, CANDIDATES) if "bm25" in channels else None
-        ids = lexical.ids if lexical is not None else np.zeros(0, dtype=np.int64)
-        cosines = np.zeros(len(ids))
+        ids = lexical.ids.tolist() if lexical is not None else []
+        place = {passage: number for number, passage in enumerate(ids)}
+        cosines = [0.0] * len(ids)
+        closest: dict[int, float] = {}  # passage -> cosine of its closest curated question found
         if query_vector is not None:
             found_cosines, found = self.index.dense.search(query_vector, CANDIDATES * 2)
-            # where each dense hit's cosine goes: after BM25's candidates if new, else at its place among them
-            new = ~np.isin(found, ids)
-            at = np.empty(len(found), dtype=np.int64)
-            at[new] = len(ids) + np.arange(np.count_nonzero(new))
-            by_id = np.argsort(ids)
-            at[~new] = by_id[np.searchsorted(ids, found[~new], sorter=by_id)]
-            ids = np.concatenate([ids, found[new]])
-            cosines = np.zeros(len(ids))
-            cosines[at] = found_cosines
-        question_cosine = np.zeros(len(ids))
-        if query_vector is not None and self.index.questions is not None:
-            # an article is as close as its closest curated question; the closest join the candidates
-            found_cosines, found = self.index.questions.search(query_vector, QUESTION_CANDIDATES)
-            # best first, so each passage's first question found is its closest
-            nearest, first = np.unique(self._question_passage[found[found >= 0]], return_index=True)
-            closest = found_cosines[found >= 0][first]
-            ids = np.concatenate([ids, nearest[~np.isin(nearest, ids)]])
-            where = np.searchsorted(nearest, ids).clip(max=len(nearest) - 1)
-            question_cosine = np.where(nearest[where] == ids, closest[where], 0.0)
-            cosines = np.maximum(np.concatenate([cosines, np.zeros(len(ids) - len(cosines))]), question_cosine)
+            for passage, cosine in zip(found.tolist(), found_cosines.tolist()):
+                if passage in place:
+                    cosines[place[passage]] = cosine
+                else:
+                    place[passage] = len(ids)
+                    ids.append(passage)
+                    cosines.append(cosine)
+            if self.index.questions is not None:
+                found_cosines, found = self.index.questions.search(query_vector, QUESTION_CANDIDATES)
+                for passage, cosine in zip(self._question_passage[found].tolist(), found_cosines.tolist()):
+                    closest.setdefault(passage, cosine)  # best first: a passage's first question is its closest
+                for passage in sorted(closest.keys() - place.keys()):
+                    place[passage] = len(ids)
+                    ids.append(passage)
+                    cosines.append(0.0)
+        question_cosine = [closest.get(passage, 0.0) for passage in ids]
+        ids = np.array(ids, dtype=np.int64)
         bm25 = lexical.score_of(ids).astype(np.float64) if lexical is not None else np.zeros(len(ids))
-        return ids, bm25, cosines, question_cosine
+        return ids, bm25, np.maximum(cosines, question_cosine), np.array(question_cosine)
 
     def named_taxes(self, text: str) -> set[str]:
         """The taxes (law subjects) a text names, longest first: 土地增值税 is not also 增值税."""

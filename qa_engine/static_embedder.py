@@ -54,6 +54,8 @@ class StaticEmbedder:
         self.dimension = int(self._weights.shape[1])
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:
+        if len(texts) == 1:  # a question: encode_batch would hand it to a thread pool and wait
+            return [self._tokenizer.encode(texts[0], add_special_tokens=False).ids]
         return [encoding.ids for encoding in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
     def encode(self, texts: list[str]) -> np.ndarray:

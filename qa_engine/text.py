@@ -138,9 +138,11 @@ class TextAnalyzer:
         """Everything retrieval needs of a question. A tax term that a phone transcript wrote with
         same-sounding characters is put right first (观税 -> 关税)."""
         heard = normalise(question)
-        sound_alikes = self._sound_alikes(heard)
+        segments = self._jieba.lcut(heard)
+        sound_alikes = self._sound_alikes(heard, segments)
         text = self._put_right(heard, sound_alikes)
-        segments = self._jieba.lcut(text)
+        if text != heard:
+            segments = self._jieba.lcut(text)
         words = self._search_words(segments)
         expansions = self._expansions(text, [word for word, _, _, _ in sound_alikes])
         key_terms = self._key_terms(segments + [phrase for phrase, _ in expansions])  # 滞纳斤 names 滞纳金 too
@@ -228,44 +230,47 @@ class TextAnalyzer:
 
     def expansions(self, text: str) -> list[tuple[str, float]]:
         """Canonical law wording for the synonyms and homophones found in ``text``."""
-        return self._expansions(text, [word for word, _, _, _ in self._sound_alikes(text)])
+        return self._expansions(text, [word for word, _, _, _ in self._sound_alikes(text, self._jieba.lcut(text))])
 
     def _expansions(self, text: str, sound_alikes: list[str]) -> list[tuple[str, float]]:
         found: list[tuple[str, float]] = []
-        candidates = [pair for character in dict.fromkeys(text) for pair in self._variants_by_first.get(character, ())]
-        for variant, canonical in sorted(candidates, key=lambda pair: -len(pair[0])):
-            if variant in text:
-                found.append((canonical, SYNONYM_WEIGHT))
+        named = [pair for character in dict.fromkeys(text) for pair in self._variants_by_first.get(character, ())
+                 if pair[0] in text]
+        for variant, canonical in sorted(named, key=lambda pair: -len(pair[0])):
+            found.append((canonical, SYNONYM_WEIGHT))
         for word in dict.fromkeys(w for w in sound_alikes if w not in text):
             found.append((word, HOMOPHONE_WEIGHT))
             for canonical in self._canonicals_of_variant.get(word, ()):
                 found.append((canonical, HOMOPHONE_WEIGHT))
         return found
 
-    def _sound_alikes(self, text: str) -> list[tuple[str, int, int, bool]]:
+    def _sound_alikes(self, text: str, segments: list[str]) -> list[tuple[str, int, int, bool]]:
         """Known words that sound like a stretch of ``text`` outside the words the corpus knows:
-        (word, start, end, whether the stretch is whole words of the segmentation)."""
+        (word, start, end, whether the stretch is whole words of ``segments``, jieba's segmentation
+        of ``text``)."""
         if not self._homophones:
             return []
+        boundaries = {0}
+        known_word_end = [0] * len(text)  # where the known word a character belongs to ends
+        end = 0
+        for word in segments:
+            start, end = end, end + len(word)
+            boundaries.add(end)
+            if len(word) >= 2 and word in self._known_words:
+                known_word_end[start:end] = [end] * len(word)
         found = []
+        low, high = PINYIN_WINDOW
         for run in re.finditer(r"[\u4e00-\u9fff]+", text):
-            chars = run.group()
-            sounds = [self._readings.get(c, "?") for c in chars]
-            known_word_end = [0] * len(chars)  # where the known word a character belongs to ends
-            boundaries = {0}
-            for word, start, end in self._jieba.tokenize(chars):
-                boundaries.add(end)
-                if len(word) >= 2 and word in self._known_words:
-                    known_word_end[start:end] = [end] * (end - start)
-            low, high = PINYIN_WINDOW
+            boundaries |= {run.start(), run.end()}
+            sounds = [self._readings.get(c, "?") for c in run.group()]
             for size in range(low, high + 1):
-                for start in range(0, len(chars) - size + 1):
+                for start in range(run.start(), run.end() - size + 1):
                     end = start + size
                     if end <= known_word_end[start]:
                         continue  # inside a word the corpus knows, spelt right
                     whole_words = start in boundaries and end in boundaries
-                    for word in self._homophones.get("".join(sounds[start:end]), []):
-                        found.append((word, run.start() + start, run.start() + end, whole_words))
+                    for word in self._homophones.get("".join(sounds[start - run.start() : end - run.start()]), []):
+                        found.append((word, start, end, whole_words))
         return found
 
     def _put_right(self, text: str, sound_alikes: list[tuple[str, int, int, bool]]) -> str:
