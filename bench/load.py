@@ -7,6 +7,9 @@ one client, as an agent typing) against its 100 ms budget.
 
     QA_HOME=/tmp/home python bench/load.py --clients 16 --seconds 20 --workers 2
 
+With wrk it also runs the same saturating load against bench/reference_app.py, a server that only
+burns the CPU qa serve spent a request (and half of it): the latency the machine itself gives.
+
 The load comes from wrk (C, event loop: `apt-get install wrk`) where it is installed, so that the
 clients take little of the CPU the server needs on the same machine; otherwise (or with
 --python-client) from Python threads with keep-alive connections, which take much more.
@@ -178,6 +181,51 @@ def start_server(home: str, port: int, workers: int) -> subprocess.Popen:
     raise SystemExit("qa serve did not come up within 180 s")
 
 
+def start_reference(port: int, workers: int, loops: int) -> subprocess.Popen:
+    """gunicorn serving bench/reference_app.py (``loops`` iterations of work a request), as qa serve runs."""
+    env = {**os.environ, "QA_REFERENCE_LOOPS": str(loops), "PYTHONPATH": str(ROOT / "bench")}
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync",
+                               "--bind", f"127.0.0.1:{port}", "reference_app:app"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    raise SystemExit("the reference server did not come up within 60 s")
+
+
+def run_reference(workers: int, clients: int, seconds: int, cpu_ms: float) -> dict:
+    """The saturation run against the reference app, its work set so that the server spends about
+    ``cpu_ms`` of CPU a request (two short runs measure the cost and correct the work)."""
+    loops = int(cpu_ms * loops_per_ms())
+    body = ["reference"]
+    for attempt in range(3):
+        port = free_port()
+        server = start_reference(port, workers, loops)
+        try:
+            run_load(port, "/", clients, 4 * clients, body)
+            cpu_before = server_cpu_seconds(server.pid)
+            result = run_wrk(port, "/", clients, seconds if attempt == 2 else 4, body)
+            spent = (server_cpu_seconds(server.pid) - cpu_before) * 1000 / result["requests"]
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        loops = int(loops * cpu_ms / spent)
+    return result | {"server_cpu_ms": round(spent, 2)}
+
+
+def loops_per_ms() -> float:
+    """How many iterations of the reference app's loop this process runs in a millisecond of CPU."""
+    started, total = time.thread_time(), 0
+    for number in range(500_000):
+        total += number
+    return 500_000 / ((time.thread_time() - started) * 1000)
+
+
 @contextmanager
 def console_key(home: str):
     """An agent's API key for the console's search, revoked when the run is over."""
@@ -197,8 +245,9 @@ def cpu_note(ask: dict, cores: int) -> str:
     if "server_cpu_ms" not in ask:
         return ""
     ceiling = cores * 1000 / ask["server_cpu_ms"]
-    return (f"The server spent {ask['server_cpu_ms']} ms of CPU per /v1/ask (all workers), a figure other load on the\n"
-            f"machine barely moves: {cores} cores fully given to the server would answer at most {ceiling:.0f} requests/s.\n")
+    return (f"The server spent {ask['server_cpu_ms']} ms of CPU per /v1/ask (all workers): {cores} cores fully given to the\n"
+            f"server would answer at most {ceiling:.0f} requests/s. A shared machine's speed varies from hour to hour, and\n"
+            f"this figure with it: compare the rows of one run, not runs.\n")
 
 
 def write_report(report: str, path: Path) -> None:
@@ -225,6 +274,9 @@ def main() -> None:
                              "to measure latency at a set throughput rather than at saturation (16 clients x 45 ms: a "
                              f"little over 300 requests/s; default {','.join(map(str, PAUSES_MS))}; 0: no paced runs)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-reference", dest="reference", action="store_false",
+                        help="skip the saturation runs against bench/reference_app.py, a server of the same (and half "
+                             "the) CPU cost per request that does nothing else")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
     args = parser.parse_args()
     if not args.home:
@@ -252,6 +304,9 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=60)
+    references = []
+    if use_wrk and args.reference and "server_cpu_ms" in ask:
+        references = [run_reference(args.workers, args.clients, args.seconds, ask["server_cpu_ms"] * share) for share in (1, 0.5)]
 
     debounce = int(re.search(r"DEBOUNCE_MS = (\d+)", (ROOT / "qa_engine" / "static" / "console.js").read_text("utf-8")).group(1))
     passages = json.loads((Path(args.home) / "indexes" / (Path(args.home) / "CURRENT").read_text().strip() / "manifest.json").read_text())["passages"]
@@ -274,10 +329,10 @@ before the run: {load_before:.1f} (other work on the machine skews the figures; 
 | endpoint | clients | requests | requests/s | p50 ms | p99 ms | max ms | statuses |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 | POST /v1/ask | {args.clients} | {ask['requests']} | {ask['rps']} | {ask['p50_ms']} | {ask['p99_ms']} | {ask['max_ms']} | {ask['statuses']} |
-{paced_rows(paced, args.clients)}| POST /v1/search (console) | 1 | {console['requests']} | {console['rps']} | {console['p50_ms']} | {console['p99_ms']} | {console['max_ms']} | {console['statuses']} |
+{paced_rows(paced, args.clients)}{reference_rows(references, args.clients)}| POST /v1/search (console) | 1 | {console['requests']} | {console['rps']} | {console['p50_ms']} | {console['p99_ms']} | {console['max_ms']} | {console['statuses']} |
 
 {cpu_note(ask, os.cpu_count() or 1)}
-{paced_note(paced, args.clients)}The console waits {debounce} ms after the last keystroke before searching, so an answer appears
+{paced_note(paced, args.clients)}{reference_note(references)}The console waits {debounce} ms after the last keystroke before searching, so an answer appears
 {debounce + console['p50_ms']:.0f} ms (median) / {debounce + console['p99_ms']:.0f} ms (p99) after the agent stops typing (budget: 100 ms).
 """
     write_report(report, args.output)
@@ -298,6 +353,20 @@ def pause_list(text: str) -> list[int]:
 def paced_rows(paced: list[dict], clients: int) -> str:
     return "".join(f"| POST /v1/ask, each client pausing {run['pause_ms']} ms | {clients} | {run['requests']} | {run['rps']} | "
                    f"{run['p50_ms']} | {run['p99_ms']} | {run['max_ms']} | {run['statuses']} |\n" for run in paced)
+
+
+def reference_rows(references: list[dict], clients: int) -> str:
+    return "".join(f"| reference app, {run['server_cpu_ms']} ms CPU a request | {clients} | {run['requests']} | {run['rps']} | "
+                   f"{run['p50_ms']} | {run['p99_ms']} | {run['max_ms']} | {run['statuses']} |\n" for run in references)
+
+
+def reference_note(references: list[dict]) -> str:
+    if not references:
+        return ""
+    return ("The reference rows are the same saturating load against `bench/reference_app.py` under the same gunicorn\n"
+            "settings: a WSGI app that only runs a fixed Python loop, sized in this run to the CPU qa serve spent a\n"
+            "request and to half of it. They show the latency this machine gives any server of that cost: the part of\n"
+            "the tail that is the machine's (scheduling, the clients sharing the cores), not the engine's.\n\n")
 
 
 def paced_note(paced: list[dict], clients: int) -> str:

@@ -261,7 +261,7 @@ class TextAnalyzer:
         found = []
         low, high = PINYIN_WINDOW
         for run in re.finditer(r"[\u4e00-\u9fff]+", text):
-            boundaries |= {run.start(), run.end()}
+            boundaries |= {run.start(), run.end()}  # a letter or digit next to Chinese ends a word
             sounds = [self._readings.get(c, "?") for c in run.group()]
             for size in range(low, high + 1):
                 for start in range(run.start(), run.end() - size + 1):

@@ -100,3 +100,28 @@ def test_load_bench_reports_paced_runs_beside_saturation():
     for bad in ("fast", "45,-5", "45,,30"):
         with pytest.raises(argparse.ArgumentTypeError):
             load.pause_list(bad)
+
+
+def test_load_bench_reference_server_does_the_work_it_is_given():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import load
+
+    spent = {}
+    for loops in (1_000, 200_000):
+        port = load.free_port()
+        server = load.start_reference(port, 1, loops)
+        try:
+            load.run_load(port, "/", 2, 4, ["warm up"])
+            before = load.server_cpu_seconds(server.pid)
+            result = load.run_load(port, "/", 2, 40, ["reference"])
+            spent[loops] = (load.server_cpu_seconds(server.pid) - before) / 40
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        assert result["statuses"] == {"200": 40}
+    assert spent[200_000] > 5 * spent[1_000], spent
+
+    run = {"requests": 9000, "rps": 450.0, "p50_ms": 33.0, "p99_ms": 80.0, "max_ms": 120.0, "statuses": {"200": 9000},
+           "server_cpu_ms": 4.4}
+    assert load.reference_rows([run], 16) == "| reference app, 4.4 ms CPU a request | 16 | 9000 | 450.0 | 33.0 | 80.0 | 120.0 | {'200': 9000} |\n"
+    assert "half of it" in load.reference_note([run]) and load.reference_note([]) == ""
