@@ -140,11 +140,11 @@ class TextAnalyzer:
         heard = normalise(question)
         segments = self._jieba.lcut(heard)
         sound_alikes = self._sound_alikes(heard, segments)
-        text = self._put_right(heard, sound_alikes)
+        text, untouched = self._put_right(heard, sound_alikes)
         if text != heard:
             segments = self._jieba.lcut(text)
         words = self._search_words(segments)
-        expansions = self._expansions(text, [word for word, _, _, _ in sound_alikes])
+        expansions = self._expansions(text, untouched)
         key_terms = self._key_terms(segments + [phrase for phrase, _ in expansions])  # 滞纳斤 names 滞纳金 too
         return Query(text, words, key_terms, expansions, self.query_terms(text, expansions, words))
 
@@ -273,11 +273,12 @@ class TextAnalyzer:
                         found.append((word, start, end, whole_words))
         return found
 
-    def _put_right(self, text: str, sound_alikes: list[tuple[str, int, int, bool]]) -> str:
+    def _put_right(self, text: str, sound_alikes: list[tuple[str, int, int, bool]]) -> tuple[str, list[str]]:
         """``text`` with each stretch that sounds like one tax term and no other put right: a
         transcript's slip keeps part of the word and its tones (观税 -> 关税; 不申报 is not 补申报),
         is whole words of the segmentation and none that jieba knows (发钱 stays). Longest
-        stretches first, none overlapping."""
+        stretches first, none overlapping. Also the sound-alike words of the stretches left as
+        heard: those of a stretch put right sound like characters no longer in the question."""
         terms_of_stretch: dict[tuple[int, int], set[str]] = {}
         for word, start, end, whole_words in sound_alikes:
             stretch = text[start:end]
@@ -291,9 +292,10 @@ class TextAnalyzer:
             if len(terms) == 1 and not any(replaced[start:end]):
                 replaced[start:end] = [True] * (end - start)
                 repairs.append((start, end, terms.pop()))
+        untouched = [word for word, start, end, _ in sound_alikes if not any(replaced[start:end])]
         for start, end, word in sorted(repairs, reverse=True):
             text = text[:start] + word + text[end:]
-        return text
+        return text, untouched
 
 
 def jieba_tokenizer():

@@ -46,6 +46,19 @@ def test_a_tax_term_a_transcript_misheard_is_put_right_before_retrieval():
     assert ("关税", HOMOPHONE_WEIGHT) in analyzer.expansions("观税多交了怎么退")
 
 
+def test_a_stretch_put_right_brings_no_sound_alikes_of_what_was_misheard():
+    from qa_engine.text import Dictionary, TextAnalyzer
+
+    terms = ["环保税", "报税", "纳税义务"]
+    analyzer = TextAnalyzer(Dictionary(terms=[(term, 30000) for term in terms]))
+    analyzer.use_homophones(analyzer.homophone_table(set(terms)))
+    assert "报税" in {phrase for phrase, _ in analyzer.expansions("环宝税")}, "宝税 alone sounds like 报税"
+
+    query = analyzer.analyse("环宝税的纳税义务什么时候发生")
+    assert query.text == "环保税的纳税义务什么时候发生"
+    assert "报税" not in query.terms, "宝 was put right as part of 环保税: 报税 was never asked"
+
+
 def test_putting_right_is_off_without_a_homophone_table():
     from qa_engine.text import Dictionary, TextAnalyzer
 
