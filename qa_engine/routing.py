@@ -21,12 +21,14 @@ COMPLAINT_CATEGORIES = [
 ]
 
 
-# The same words as heard on a phone line: a transcript may write 投诉 as 头诉.
-COMPLAINT_SOUNDS = re.compile(r"tousu|jubao|jianju")
+# The same words as heard on a phone line: a transcript may write 投诉 as 头诉. Syllable by syllable
+# and with their tones: 税务局报税 (ju2 bao4) and 局保密 (ju2 bao3) are not 举报 (ju3 bao4).
+COMPLAINT_SOUNDS = re.compile(r"(?<!\S)(tou2 su4|ju3 bao4|jian3 ju3)(?!\S)")
 
 
 def is_complaint(question: str, sounds: str = "") -> bool:
-    """``sounds``: the question in toneless pinyin, where known (catches homophone transcripts)."""
+    """``sounds``: the question's syllables with tones (``TextAnalyzer.sounds``), where known:
+    catches transcripts that wrote a complaint word with other characters of the same sound."""
     said = COMPLAINT_WORDS.search(question) or COMPLAINT_SOUNDS.search(sounds)
     return bool(said) and not ABOUT_PROCEDURE.search(question)
 

@@ -199,10 +199,11 @@ class TextAnalyzer:
                 "known_words": sorted(words)}
 
     def sounds(self, text: str) -> str:
-        """The Chinese characters of a text in toneless pinyin, run together ("" before
-        ``use_homophones``)."""
-        readings = getattr(self, "_readings", {})
-        return "".join(readings.get(c, "") for c in normalise(text))
+        """The syllables of a text's Chinese characters in pinyin with tones, one a character,
+        separated by spaces, and "|" where something else breaks the run (tou2 su4 | ...);
+        "" before ``use_homophones``."""
+        tones = self._tones
+        return " ".join(tones.get(c, "|") for c in normalise(text)) if tones else ""
 
     def use_homophones(self, table: dict) -> None:
         """Repair speech-recognition homophone errors with a table from ``homophone_table``."""

@@ -166,6 +166,13 @@ def test_complaints_heard_through_a_homophone_are_still_routed(service):
     assert service.ask("举报人有奖励吗", record=False)["route"] != "complaint"  # asking about the procedure
 
 
+def test_words_that_only_sound_like_a_complaint_across_syllables_or_tones_are_not_one(service):
+    # 税务局报税: ju2 bao4 runs together as "jubao" without tones, but 举报 is ju3 bao4
+    for question in ("去税务局报税要带什么材料", "开店以后要去税务局报到吗", "税务局 保密 范围"):
+        assert service.ask(question, record=False)["route"] != "complaint", question
+    assert service.ask("我要检举他们偷税", record=False)["route"] == "complaint"
+
+
 def test_articles_without_the_kind_of_answer_asked_for_rank_lower(service):
     from qa_engine.retrieval import Retriever, Weights
 
