@@ -11,7 +11,7 @@ COMPLAINT = "complaint"
 # 投诉 is a complaint about service; 举报/检举/告发 report someone else's wrongdoing.
 COMPLAINT_WORDS = re.compile(r"投诉|举报|检举|告发|揭发|实名反映|要反映|曝光")
 # Someone asking how the procedure works in general, not filing one now.
-ABOUT_PROCEDURE = re.compile(r"(举报|检举)(奖励|奖金|人)?(有|能|可以)?(奖励|奖金)|被(人)?(举报|投诉)")
+ABOUT_PROCEDURE = re.compile(r"(举报|检举)(奖励|奖金|人)?(有|能|可以)?(奖励|奖金)|被(人|公开)?(举报|投诉|曝光)")
 
 COMPLAINT_CATEGORIES = [
     ("虚开发票", re.compile(r"虚开|假发票|伪造.*发票|卖发票|买发票|代开发票")),

@@ -173,6 +173,11 @@ def test_words_that_only_sound_like_a_complaint_across_syllables_or_tones_are_no
     assert service.ask("我要检举他们偷税", record=False)["route"] == "complaint"
 
 
+def test_asking_whether_one_will_be_exposed_is_not_exposing_someone(service):
+    assert service.ask("欠税会被公开曝光吗", record=False)["route"] != "complaint"
+    assert service.ask("这家店卖假发票，我要曝光他们", record=False)["route"] == "complaint"
+
+
 def test_articles_without_the_kind_of_answer_asked_for_rank_lower(service):
     from qa_engine.retrieval import Retriever, Weights
 
