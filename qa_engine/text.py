@@ -259,18 +259,18 @@ class TextAnalyzer:
             boundaries.add(end)
             if len(word) >= 2 and word in self._known_words:
                 known_word_end[start:end] = [end] * len(word)
+        sounds = [self._readings.get(c, "?") for c in text]
         found = []
         low, high = PINYIN_WINDOW
         for run in re.finditer(r"[\u4e00-\u9fff]+", text):
             boundaries |= {run.start(), run.end()}  # a letter or digit next to Chinese ends a word
-            sounds = [self._readings.get(c, "?") for c in run.group()]
             for size in range(low, high + 1):
                 for start in range(run.start(), run.end() - size + 1):
                     end = start + size
                     if end <= known_word_end[start]:
                         continue  # inside a word the corpus knows, spelt right
                     whole_words = start in boundaries and end in boundaries
-                    for word in self._homophones.get("".join(sounds[start - run.start() : end - run.start()]), []):
+                    for word in self._homophones.get("".join(sounds[start:end]), []):
                         found.append((word, start, end, whole_words))
         return found
 
