@@ -79,6 +79,7 @@ class Retrieval:
     features: dict[str, float]
     question_types: set[str] = field(default_factory=set)
     understood_as: str = ""  # the question normalised, with misheard tax terms put right
+    heard: list[str] = field(default_factory=list)  # the question's words as heard (jieba's segmentation)
 
 
 class AnswerIndex:
@@ -173,7 +174,7 @@ class Retriever:
                 hits.append(Hit("approved", self.answers.answers[answers.numbers[answer]].id, float(scores[number]),
                                 float(bm25[number]), float(dense[number]), phrasing_similarity=float(answers.similarity[answer])))
         confidence, features = self._confidence(query.text, hits, scores[order], bm25[order], dense[order], query.words)
-        return Retrieval(hits, confidence, query.terms, features, asked, query.text)
+        return Retrieval(hits, confidence, query.terms, features, asked, query.text, query.heard)
 
     def matched_terms(self, retrieval: Retrieval) -> list[list[str]]:
         """For each hit, the query terms its article contains (none for approved answers)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import accumulate
 
 ANSWER = "answer"
 EXPERT = "expert"
@@ -26,11 +27,17 @@ COMPLAINT_CATEGORIES = [
 COMPLAINT_SOUNDS = re.compile(r"(?<!\S)(tou2 su4|ju3 bao4|jian3 ju3)(?!\S)")
 
 
-def is_complaint(question: str, sounds: str = "") -> bool:
+def is_complaint(question: str, sounds: str = "", words: list[str] | None = None) -> bool:
     """``sounds``: the question's syllables with tones (``TextAnalyzer.sounds``), where known:
-    catches transcripts that wrote a complaint word with other characters of the same sound."""
-    said = COMPLAINT_WORDS.search(question) or COMPLAINT_SOUNDS.search(sounds)
-    return bool(said) and not ABOUT_PROCEDURE.search(question)
+    catches transcripts that wrote a complaint word with other characters of the same sound.
+    ``words``: the question's words (jieba's segmentation), where known: a complaint word counts
+    where a word begins with it (投诉信 is one), not across two (报告发票 holds 告发)."""
+    if words is None:
+        said = bool(COMPLAINT_WORDS.search(question))
+    else:
+        starts = set(accumulate(map(len, words), initial=0))
+        said = any(match.start() in starts for match in COMPLAINT_WORDS.finditer("".join(words)))
+    return (said or bool(COMPLAINT_SOUNDS.search(sounds))) and not ABOUT_PROCEDURE.search(question)
 
 
 def complaint_category(question: str) -> str:
@@ -40,7 +47,7 @@ def complaint_category(question: str) -> str:
     return "其他"
 
 
-def route(question: str, confidence: float, threshold: float, sounds: str = "") -> str:
-    if is_complaint(question, sounds):
+def route(question: str, confidence: float, threshold: float, sounds: str = "", words: list[str] | None = None) -> str:
+    if is_complaint(question, sounds, words):
         return COMPLAINT
     return ANSWER if confidence >= threshold else EXPERT

@@ -411,7 +411,8 @@ class QAService:
         top_k = self.check_top_k(top_k)
         retriever = self.retriever()
         result = retriever.search(question, as_of, top_k, channels)
-        route = routing.route(question, result.confidence, self.settings.threshold, retriever.analyzer.sounds(question))
+        route = routing.route(question, result.confidence, self.settings.threshold, retriever.analyzer.sounds(question),
+                              result.heard)
         response = {
             "question": question,
             "as_of": as_of,

@@ -98,6 +98,7 @@ class Query:
     key_terms: set[str]
     expansions: list[tuple[str, float]]  # (canonical wording, weight) for synonyms and homophones
     terms: dict[str, float]  # weighted BM25 query terms
+    heard: list[str]  # jieba's segmentation of the question as heard, before any term was put right
 
 
 class TextAnalyzer:
@@ -138,7 +139,7 @@ class TextAnalyzer:
         """Everything retrieval needs of a question. A tax term that a phone transcript wrote with
         same-sounding characters is put right first (观税 -> 关税)."""
         heard = normalise(question)
-        segments = self._jieba.lcut(heard)
+        heard_segments = segments = self._jieba.lcut(heard)
         sound_alikes = self._sound_alikes(heard, segments)
         text, untouched = self._put_right(heard, sound_alikes)
         if text != heard:
@@ -146,7 +147,7 @@ class TextAnalyzer:
         words = self._search_words(segments)
         expansions = self._expansions(text, untouched)
         key_terms = self._key_terms(segments + [phrase for phrase, _ in expansions])  # 滞纳斤 names 滞纳金 too
-        return Query(text, words, key_terms, expansions, self.query_terms(text, expansions, words))
+        return Query(text, words, key_terms, expansions, self.query_terms(text, expansions, words), heard_segments)
 
     def words(self, text: str) -> list[str]:
         """Search-mode words, without stopwords."""

@@ -173,6 +173,12 @@ def test_words_that_only_sound_like_a_complaint_across_syllables_or_tones_are_no
     assert service.ask("我要检举他们偷税", record=False)["route"] == "complaint"
 
 
+def test_a_complaint_word_counts_where_a_word_begins_with_it_not_across_two(service):
+    assert service.ask("要定期向税务局报告发票使用情况吗", record=False)["route"] != "complaint"  # 报告|发票 holds 告发
+    assert service.ask("我要告发他偷税", record=False)["route"] == "complaint"
+    assert service.ask("投诉信怎么写", record=False)["route"] == "complaint"
+
+
 def test_asking_whether_one_will_be_exposed_is_not_exposing_someone(service):
     assert service.ask("欠税会被公开曝光吗", record=False)["route"] != "complaint"
     assert service.ask("这家店卖假发票，我要曝光他们", record=False)["route"] == "complaint"
