@@ -11,8 +11,10 @@ COMPLAINT = "complaint"
 
 # 投诉 is a complaint about service; 举报/检举/告发 report someone else's wrongdoing.
 COMPLAINT_WORDS = re.compile(r"投诉|举报|检举|告发|揭发|实名反映|要反映|曝光")
-# Someone asking how the procedure works in general, not filing one now.
-ABOUT_PROCEDURE = re.compile(r"(举报|检举)(奖励|奖金|人)?(有|能|可以)?(奖励|奖金)|被(人|公开)?(举报|投诉|曝光)")
+# Someone asking how the procedure works (the reward for a report, within one clause; whether the
+# reporter's details are kept; being reported), not filing one now, unless they say they are.
+ABOUT_PROCEDURE = re.compile(r"(举报|检举)[^，。,;；!！?？]{0,12}?(奖励|奖金)|举报人的?(信息|身份)|被(人|公开)?(举报|投诉|曝光)")
+FILING = re.compile(r"(要|想|来)(实名)?(举报|检举|投诉)")
 
 COMPLAINT_CATEGORIES = [
     ("虚开发票", re.compile(r"虚开|假发票|伪造.*发票|卖发票|买发票|代开发票")),
@@ -37,7 +39,8 @@ def is_complaint(question: str, sounds: str = "", words: list[str] | None = None
     else:
         starts = set(accumulate(map(len, words), initial=0))
         said = any(match.start() in starts for match in COMPLAINT_WORDS.finditer("".join(words)))
-    return (said or bool(COMPLAINT_SOUNDS.search(sounds))) and not ABOUT_PROCEDURE.search(question)
+    heard = said or bool(COMPLAINT_SOUNDS.search(sounds))
+    return heard and (bool(FILING.search(question)) or not ABOUT_PROCEDURE.search(question))
 
 
 def complaint_category(question: str) -> str:

@@ -179,6 +179,13 @@ def test_a_complaint_word_counts_where_a_word_begins_with_it_not_across_two(serv
     assert service.ask("投诉信怎么写", record=False)["route"] == "complaint"
 
 
+def test_asking_about_the_reward_or_confidentiality_of_a_report_is_not_filing_one(service):
+    assert service.ask("检举偷逃税的奖金是按什么标准发的", record=False)["route"] != "complaint"
+    assert service.ask("举报人的信息会保密吗", record=False)["route"] != "complaint"
+    assert service.ask("我要举报他偷税，有奖金吗", record=False)["route"] == "complaint"  # says they are filing
+    assert service.ask("我举报了他们偷税，能拿奖金吗", record=False)["route"] == "complaint", "reward in another clause"
+
+
 def test_asking_whether_one_will_be_exposed_is_not_exposing_someone(service):
     assert service.ask("欠税会被公开曝光吗", record=False)["route"] != "complaint"
     assert service.ask("这家店卖假发票，我要曝光他们", record=False)["route"] == "complaint"
