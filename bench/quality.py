@@ -55,7 +55,7 @@ from qa_engine.dense import CORPUS_MODEL_NAME, train_corpus_model  # noqa: E402
 from qa_engine.errors import IndexMismatch, IndexNotBuilt, InvalidInput  # noqa: E402
 from qa_engine.evaluation import ANSWERABLE, evaluate, format_markdown_table, load_gold, summarise  # noqa: E402
 from qa_engine.index import Passage, article_text, load_index  # noqa: E402
-from qa_engine.retrieval import OPEN_END  # noqa: E402
+from qa_engine.retrieval import OPEN_END, Weights  # noqa: E402
 from qa_engine.service import QAService, colloquial_cloze_pairs, training_pairs  # noqa: E402
 from qa_engine.static_embedder import load_embedder  # noqa: E402
 from qa_engine.text import BIGRAM_PREFIX, Dictionary, TextAnalyzer  # noqa: E402
@@ -82,6 +82,7 @@ ABLATIONS = {
     "− colloquial cloze pairs (dense)": "cloze",
     "− article questions (index and dense training)": "article_questions",
     "− scope model (out-of-scope questions)": "scope",
+    "− law model (which law a question is about)": "law_model",
     "− validity filter": "validity",
     "− calibrated confidence (naive: channels agree)": "confidence",
 }
@@ -271,10 +272,13 @@ def systems(laws: Path, home: Path) -> dict:
     log(f"  ready in {time.perf_counter() - started:.0f} s")
     embedder = full.retriever().embedder
     same_analyzer = lambda dictionary: full.analyzer()  # noqa: E731 (a jieba tokenizer costs 1-5 s to load)
+    no_law_model = new_service(home / "full", embedder, same_analyzer)
+    no_law_model.retriever().weights = replace(Weights(), law_prior=0.0)
     asks = {
         FULL: engine_ask(full),
-        "BM25 channel alone": engine_ask(full, ("bm25",)),
-        "dense channel alone": engine_ask(full, ("dense",)),
+        # each channel on its own, without the law model's prior either
+        "BM25 channel alone": engine_ask(no_law_model, ("bm25",)),
+        "dense channel alone": engine_ask(no_law_model, ("dense",)),
     }
     for name, variant in ABLATIONS.items():
         log(f"variant {name} ...")
@@ -292,6 +296,8 @@ def systems(laws: Path, home: Path) -> dict:
             service = built_service(home / variant, laws, embedder, same_analyzer,
                                     corpus_without(full, home / variant, "out_of_scope.txt"))
             asks[name] = engine_ask(service)
+        elif variant == "law_model":
+            asks[name] = engine_ask(no_law_model)
         elif variant == "validity":
             service = new_service(home / "full", embedder, same_analyzer)
             # articles stay findable after they were superseded (their reported status stays true,

@@ -25,8 +25,10 @@ import numpy as np
 
 from .dense import DenseIndex, Embedder, ivf_cells
 from .errors import QAError
+from .corpus import short_title_of
 from .index import IndexWriter, Passage, passage_text
 from .lexical import PostingsBuilder
+from .law_model import LawModel
 from .scope import ScopeModel
 
 CHUNK = 20_000  # passages tokenised at a time: ~40 MiB of term ids and vectors in flight per chunk
@@ -81,11 +83,13 @@ def build_index(
         start = time.perf_counter()
         postings, dense = PostingsBuilder(), _DenseFiller(dense_kind, embedder.dimension, expected)
         questions: list[str] = []
+        question_laws: list[str] = []  # the law of each question's article
 
         def texts() -> Iterator[tuple[list[str], list[str]]]:
             for passages_chunk in _chunks(passages, chunk):
                 writer.add_passages(passages_chunk)
                 questions.extend(q for p in passages_chunk for q in p.questions)
+                question_laws.extend(short_title_of(p.doc) for p in passages_chunk for _ in p.questions)
                 yield [passage_text(p) for p in passages_chunk], [p.text for p in passages_chunk]
 
         answer_types = []
@@ -108,6 +112,9 @@ def build_index(
         in_scope, out_of_scope = questions + scope_examples[0], scope_examples[1]
         if in_scope and out_of_scope:
             writer.write_scope(ScopeModel.train(in_scope, out_of_scope))
+        laws = LawModel.train(questions, question_laws)
+        if laws is not None:
+            writer.write_laws(laws)
         release_freed_memory()  # FAISS frees its vectors to the C heap, not to the system
         report.seconds["dense_write"] = time.perf_counter() - start
         start = time.perf_counter()

@@ -23,9 +23,10 @@ from .corpus import short_title_of
 from .dense import DenseIndex, Embedder
 from .errors import IndexMismatch, IndexNotBuilt
 from .lexical import BM25Index
+from .law_model import LawModel
 from .scope import ScopeModel
 
-FORMAT_VERSION = 7  # 3: BM25 stored as posting lists (terms x passages); 4: answer types stored; 5: article questions' vectors; 6: their graph index; 7: tones in the homophone table
+FORMAT_VERSION = 8  # 3: BM25 stored as posting lists (terms x passages); 4: answer types stored; 5: article questions' vectors; 6: their graph index; 7: tones in the homophone table; 8: the law model
 CURRENT_POINTER = "CURRENT"
 KEEP_OLD_BUILDS = 2
 
@@ -66,6 +67,7 @@ class BuiltIndex:
     answer_types: np.ndarray  # per passage, bits for the kinds of question it answers (manifest "answer_types")
     questions: DenseIndex | None  # the passages' curated questions, passage after passage, embedded (None: none)
     scope: ScopeModel | None  # whether a question is one the knowledge base answers (None: not trained)
+    laws: LawModel | None  # which law a question is about (None: not trained)
 
     @property
     def build_id(self) -> str:
@@ -147,6 +149,9 @@ class IndexWriter:
     def write_scope(self, scope: ScopeModel) -> None:
         np.save(self.scratch / "scope.npy", scope.weights)
 
+    def write_laws(self, laws: LawModel) -> None:
+        laws.save(self.scratch / "laws.npz")
+
     def write_homophones(self, homophones: dict) -> None:
         (self.scratch / "homophones.json").write_text(json.dumps(homophones, ensure_ascii=False), "utf-8")
 
@@ -219,7 +224,8 @@ def load_index(home: Path, embedder_name: str | None = None, dimension: int | No
     return BuiltIndex(folder, manifest, passages, BM25Index.load(folder), DenseIndex.load(folder / "dense.faiss"), homophones,
                       np.load(folder / "answer_types.npy"),
                       DenseIndex.load(folder / "questions.faiss") if (folder / "questions.faiss").exists() else None,
-                      ScopeModel(np.load(folder / "scope.npy")) if (folder / "scope.npy").exists() else None)
+                      ScopeModel(np.load(folder / "scope.npy")) if (folder / "scope.npy").exists() else None,
+                      LawModel.load(folder / "laws.npz") if (folder / "laws.npz").exists() else None)
 
 
 def _passage_from_json(line: str) -> Passage:

@@ -17,6 +17,7 @@ from .corpus import ApprovedAnswer, short_title_of
 from .dense import Embedder
 from .index import BuiltIndex, Passage
 from .lexical import BM25Index, encode_passages, weighted_row_sum
+from .scope import gram_buckets
 from .text import Query, TextAnalyzer
 
 CANDIDATES = 100
@@ -33,6 +34,7 @@ class Weights:
     approved_boost: float = 1.05
     approved_phrasing_first: float = 0.55
     named_tax_boost: float = 0.1  # added to articles of a law about the tax the question names
+    law_prior: float = 0.3  # times the law model's probability of an article's law (qa_engine/law_model.py)
     # Taken from articles without the kind of answer the question asks for (a deadline, a
     # rate...); chosen on our own labelled questions (bench/questions, approved answers).
     answer_type_mismatch: float = 0.2
@@ -132,6 +134,10 @@ class Retriever:
         # the passage each curated question belongs to, in the order of the question index
         counts = np.array([len(p.questions) for p in index.passages], dtype=np.int64)
         self._question_passage = np.repeat(np.arange(len(index.passages), dtype=np.int64), counts)
+        # each passage's law as the law model numbers them (the last number: a law it does not know)
+        if index.laws is not None:
+            number_of = {law: number for number, law in enumerate(index.laws.laws)}
+            self._passage_law = np.array([number_of.get(short_title_of(p.doc), len(number_of)) for p in index.passages], dtype=np.int64)
 
     def set_answers(self, answers: list[ApprovedAnswer]) -> None:
         self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder)
@@ -154,6 +160,10 @@ class Retriever:
         scores[articles:] *= self.weights.approved_boost
         # a curated phrasing of this very question: ahead of every article
         scores[articles:] += answers.similarity >= self.weights.approved_phrasing_first
+        grams = gram_buckets(query.text)
+        if self.index.laws is not None:
+            law_probability = np.append(self.index.laws.probabilities(grams), 0.0)
+            scores[:articles] += self.weights.law_prior * law_probability[self._passage_law[live]]
         named = self.named_taxes(f"{query.text} {expansion_text}")
         asked = self.analyzer.question_types(query.text)
         if named:
@@ -173,7 +183,7 @@ class Retriever:
                 answer = number - articles
                 hits.append(Hit("approved", self.answers.answers[answers.numbers[answer]].id, float(scores[number]),
                                 float(bm25[number]), float(dense[number]), phrasing_similarity=float(answers.similarity[answer])))
-        confidence, features = self._confidence(query.text, hits, scores[order], bm25[order], dense[order], query.words)
+        confidence, features = self._confidence(grams, hits, scores[order], bm25[order], dense[order], query.words)
         return Retrieval(hits, confidence, query.terms, features, asked, query.text, query.heard)
 
     def matched_terms(self, retrieval: Retrieval) -> list[list[str]]:
@@ -253,13 +263,13 @@ class Retriever:
         semantic = w.dense * np.maximum(dense, 0.0) / (dense.max() or 1.0) if use_dense else 0.0
         return (lexical + semantic) / total
 
-    def _confidence(self, question: str, hits: list[Hit], scores: np.ndarray, bm25: np.ndarray, dense: np.ndarray,
+    def _confidence(self, question_grams: np.ndarray, hits: list[Hit], scores: np.ndarray, bm25: np.ndarray, dense: np.ndarray,
                     words: list[str]) -> tuple[float, dict[str, float]]:
         """How likely the first hit is right: similarity, agreement of the channels, margin to
         the runner-up, and how much of the question's vocabulary the knowledge base knows,
         times how likely the question is one the knowledge base answers at all.
         ``scores``, ``bm25`` and ``dense`` cover every candidate, best first."""
-        in_scope = self.index.scope.in_scope(question) if self.index.scope is not None else 1.0
+        in_scope = self.index.scope.in_scope(question_grams) if self.index.scope is not None else 1.0
         if not hits:
             return 0.0, {"cosine": 0.0, "agreement": 0.0, "margin": 0.0, "known_words": 0.0, "question_cosine": 0.0,
                          "in_scope": in_scope}

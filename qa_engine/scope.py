@@ -52,8 +52,7 @@ class ScopeModel:
         model.fit(gram_matrix(in_scope + out_of_scope), labels)
         return cls(np.append(model.coef_[0], model.intercept_[0]).astype(np.float32))
 
-    def in_scope(self, question: str) -> float:
-        """The probability that the question is one the knowledge base answers."""
-        buckets = gram_buckets(question)
-        logit = float(self.weights[buckets].sum()) / np.sqrt(max(len(buckets), 1)) + float(self.weights[-1])
+    def in_scope(self, question_grams: np.ndarray) -> float:
+        """The probability that a question is one the knowledge base answers, from its grams (``gram_buckets``)."""
+        logit = float(self.weights[question_grams].sum()) / np.sqrt(max(len(question_grams), 1)) + float(self.weights[-1])
         return float(1 / (1 + np.exp(-logit)))
