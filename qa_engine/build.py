@@ -23,12 +23,12 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from .corpus import short_title_of
 from .dense import DenseIndex, Embedder, ivf_cells
 from .errors import QAError
-from .corpus import short_title_of
 from .index import IndexWriter, Passage, passage_text
-from .lexical import PostingsBuilder
 from .law_model import LawModel
+from .lexical import PostingsBuilder
 from .scope import ScopeModel
 
 CHUNK = 20_000  # passages tokenised at a time: ~40 MiB of term ids and vectors in flight per chunk

@@ -22,8 +22,8 @@ import numpy as np
 from .corpus import short_title_of
 from .dense import DenseIndex, Embedder
 from .errors import IndexMismatch, IndexNotBuilt
-from .lexical import BM25Index
 from .law_model import LawModel
+from .lexical import BM25Index
 from .scope import ScopeModel
 
 FORMAT_VERSION = 8  # 3: BM25 stored as posting lists (terms x passages); 4: answer types stored; 5: article questions' vectors; 6: their graph index; 7: tones in the homophone table; 8: the law model
