@@ -237,6 +237,8 @@ def hit_test(ctx, question, as_of, top_k, as_json):
     click.echo(f"查询词 (权重): {terms}")
     click.echo(f"问题类型: {', '.join(result['question_types']) or '-'} (不含此类答案的条文减 {result['weights']['answer_type_mismatch']})")
     click.echo(f"置信度特征: {json.dumps(result['confidence_features'], ensure_ascii=False)}  阈值: {result['threshold']}")
+    laws = ", ".join(f"{law['law']}({law['probability']:.2f})" for law in result["laws"])
+    click.echo(f"所属法律 (法律模型): {laws or '-'} (条文加 {result['weights']['law_prior']} × 概率)")
     for answer in result["answers"]:
         ch = answer["channels"]
         click.echo(f"{answer['rank']}. {answer['id']}  bm25={ch['bm25']} dense={ch['dense']} fused={ch['fused']}  "

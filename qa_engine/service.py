@@ -398,6 +398,7 @@ class QAService:
         response["query_terms"] = result.query_terms
         response["question_types"] = sorted(result.question_types)
         response["confidence_features"] = result.features
+        response["laws"] = [{"law": law, "probability": round(probability, 4)} for law, probability in result.laws]
         response["weights"] = retriever.weights.__dict__
         for answer, hit, matched in zip(response["answers"], result.hits, retriever.matched_terms(result)):
             answer["channels"] = {"bm25": round(hit.bm25, 4), "dense": round(hit.dense, 4), "fused": round(hit.score, 4)}

@@ -37,7 +37,9 @@ def test_questions_of_one_law_train_no_model():
     assert LawModel.train(INCOME_TAX, ["个人所得税法"] * len(INCOME_TAX)) is None
 
 
-def test_the_build_trains_the_law_model_and_retrieval_adds_its_probability_to_each_law(make_service, small_laws, tmp_path):
+@pytest.fixture
+def law_service(make_service, small_laws, tmp_path):
+    """The small laws built with curated questions for two of them."""
     corpus = tmp_path / "corpus"
     (corpus / "dictionary").mkdir(parents=True)
     rows = [{"doc": "示例个人所得税法(2018-08-31)", "article": "第二条", "questions": INCOME_TAX},
@@ -46,6 +48,11 @@ def test_the_build_trains_the_law_model_and_retrieval_adds_its_probability_to_ea
     svc = make_service(corpus_dir=corpus)
     assert svc.ingest([small_laws]).errors == []
     svc.build()
+    return svc
+
+
+def test_the_build_trains_the_law_model_and_retrieval_adds_its_probability_to_each_law(law_service):
+    svc = law_service
     index = load_index(svc.home)
     assert index.laws.laws == ["示例个人所得税法", "示例发票法"]
 
@@ -60,3 +67,16 @@ def test_the_build_trains_the_law_model_and_retrieval_adds_its_probability_to_ea
     for hit in with_prior.hits:
         law = hit.key.split("(")[0]
         assert hit.score == pytest.approx(before[hit.key] + Weights().law_prior * probability.get(law, 0.0))
+
+
+def test_hit_test_shows_the_laws_the_model_finds_likeliest(law_service, monkeypatch):
+    from click.testing import CliRunner
+
+    import qa_engine.cli
+
+    explained = law_service.explain("商家收了钱不给开发票")
+    assert [law["law"] for law in explained["laws"]] == ["示例发票法", "示例个人所得税法"]
+    assert explained["laws"][0]["probability"] > 0.5
+    monkeypatch.setattr(qa_engine.cli, "service", lambda ctx: law_service)
+    shown = CliRunner().invoke(qa_engine.cli.cli, ["hit-test", "商家收了钱不给开发票"], catch_exceptions=False).output
+    assert f"所属法律 (法律模型): 示例发票法({explained['laws'][0]['probability']:.2f}), 示例个人所得税法(" in shown
