@@ -2,7 +2,7 @@
 
 Usage (QA_HOME: an index built over ../shared/corpus/laws only):
 
-    python bench/calibrate.py [--gold bench/questions/language.jsonl bench/questions/routing.jsonl]
+    python bench/calibrate.py [--gold FILE ...]   # default: every bench/questions/*.jsonl
 
 The model says how likely the first article is right for a question the knowledge base
 answers, so it is fitted on the answerable questions only; the confidence is that probability
@@ -27,7 +27,7 @@ from qa_engine.config import Settings  # noqa: E402
 from qa_engine.evaluation import first_hit_rank, load_gold  # noqa: E402
 from qa_engine.service import QAService  # noqa: E402
 
-FEATURES = ["cosine", "agreement", "margin", "known_words", "question_cosine"]
+FEATURES = ["cosine", "agreement", "margin", "known_words", "question_cosine", "bm25"]
 
 
 def collect(service: QAService, items: list[dict]) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
@@ -54,7 +54,7 @@ def collect(service: QAService, items: list[dict]) -> tuple[np.ndarray, np.ndarr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gold", nargs="+", type=Path,
-                        default=[ROOT / "bench/questions/language.jsonl", ROOT / "bench/questions/routing.jsonl"])
+                        default=sorted((ROOT / "bench/questions").glob("*.jsonl")))
     args = parser.parse_args()
     from sklearn.linear_model import LogisticRegression
 
@@ -66,14 +66,14 @@ def main() -> None:
     model = LogisticRegression(C=100.0, max_iter=1000).fit(X[answerable], y[answerable])
     print("bias", round(float(model.intercept_[0]), 2))
     for name, weight in zip(FEATURES, model.coef_[0]):
-        print(name, round(float(weight), 2))
+        print(name, round(float(weight), 3))
     confidence = model.predict_proba(X)[:, 1] * in_scope
-    for threshold in (0.4, 0.5, 0.6, 0.7, 0.8):
+    for threshold in np.arange(0.4, 0.851, 0.05).round(2):
         routed = confidence >= threshold
         precision = y[routed].sum() / max(routed.sum(), 1)
         coverage = routed[answerable].mean()
         abstained = (~routed[categories == "out_of_scope"]).mean()
-        print(f"threshold {threshold}: precision {precision:.2f} coverage {coverage:.2f} out-of-scope abstained {abstained:.2f}")
+        print(f"threshold {threshold}: precision {precision:.3f} coverage {coverage:.3f} out-of-scope abstained {abstained:.3f}")
 
 
 if __name__ == "__main__":

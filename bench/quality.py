@@ -63,7 +63,7 @@ from qa_engine.text import BIGRAM_PREFIX, Dictionary, TextAnalyzer  # noqa: E402
 SHARED = ROOT.parent / "shared"
 DEFAULT_LAWS = SHARED / "corpus" / "laws"
 DEFAULT_GOLD = [SHARED / "eval" / "dev.jsonl", ROOT / "bench" / "questions" / "language.jsonl",
-                ROOT / "bench" / "questions" / "routing.jsonl"]
+                ROOT / "bench" / "questions" / "callers.jsonl", ROOT / "bench" / "questions" / "routing.jsonl"]
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
 START = "<!-- quality:start -->"
 END = "<!-- quality:end -->"
@@ -505,7 +505,7 @@ def main(argv=None) -> int:
     parser.add_argument("--laws", type=Path, default=DEFAULT_LAWS, help=f"the law corpus (default {DEFAULT_LAWS})")
     parser.add_argument("--gold", type=Path, nargs="+", default=DEFAULT_GOLD,
                         help="labelled question sets (JSONL), each reported separately "
-                             "(default: shared/eval/dev.jsonl, bench/questions/language.jsonl and routing.jsonl)")
+                             "(default: shared/eval/dev.jsonl, bench/questions/language.jsonl, callers.jsonl and routing.jsonl)")
     parser.add_argument("--home", type=Path, help="scratch directory for the variants' homes (default: a temporary "
                                                   "directory, removed afterwards; give one to reuse trained models)")
     parser.add_argument("--write-docs", action="store_true", help="rewrite the quality section of docs/BENCHMARKS.md")

@@ -21,7 +21,7 @@ class Settings:
 
     home: Path = Path("index")
     embed_model: str = ""  # empty: the offline model trained from the corpus at build time
-    threshold: float = 0.7  # below this confidence a question goes to the expert team (chosen with bench/calibrate.py)
+    threshold: float = 0.65  # below this confidence a question goes to the expert team (chosen with bench/calibrate.py)
     top_k: int = 5
     max_question_chars: int = 2000
     corpus_dir: Path = field(default=SHIPPED_CORPUS)

@@ -39,13 +39,14 @@ class Weights:
     # rate...); chosen on our own labelled questions (bench/questions, approved answers).
     answer_type_mismatch: float = 0.2
     # Logistic confidence that the first article is right for a question in scope, fitted by
-    # bench/calibrate.py on our own answerable questions (bench/questions/language.jsonl).
-    confidence_bias: float = -2.34
-    confidence_cosine: float = 0.65
-    confidence_agreement: float = 0.43
-    confidence_margin: float = 9.47
-    confidence_known_words: float = -0.13
-    confidence_question_cosine: float = 3.4  # the first article's closest curated question (cosine)
+    # bench/calibrate.py on our own answerable questions (bench/questions).
+    confidence_bias: float = -4.58
+    confidence_cosine: float = 3.35
+    confidence_agreement: float = -0.58
+    confidence_margin: float = 13.39
+    confidence_known_words: float = -1.09
+    confidence_question_cosine: float = 3.19  # the first article's closest curated question (cosine)
+    confidence_bm25: float = 0.028  # the first hit's BM25 score
 
 
 @dataclass
@@ -275,7 +276,7 @@ class Retriever:
         in_scope = self.index.scope.in_scope(question_grams) if self.index.scope is not None else 1.0
         if not hits:
             return 0.0, {"cosine": 0.0, "agreement": 0.0, "margin": 0.0, "known_words": 0.0, "question_cosine": 0.0,
-                         "in_scope": in_scope}
+                         "bm25": 0.0, "in_scope": in_scope}
         top = hits[0]
         known = sum(1 for word in words if word in self.index.bm25.vocabulary)
         features = {
@@ -285,6 +286,7 @@ class Retriever:
             "known_words": known / len(words) if words else 0.0,
             # the closest curated question of an article, or phrasing of an approved answer
             "question_cosine": top.phrasing_similarity if top.kind == "article" else max(top.dense, 0.0),
+            "bm25": top.bm25,
             "in_scope": in_scope,
         }
         w = self.weights
@@ -295,6 +297,7 @@ class Retriever:
             + w.confidence_margin * features["margin"]
             + w.confidence_known_words * features["known_words"]
             + w.confidence_question_cosine * features["question_cosine"]
+            + w.confidence_bm25 * features["bm25"]
         )
         confidence = float(1 / (1 + np.exp(-logit))) * in_scope
         if top.kind == "approved":

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import re
 import shutil
@@ -151,6 +152,16 @@ def test_an_approved_answer_comes_first_for_its_own_question(service, tmp_path):
     assert response["route"] == "answer"
     features = service.explain("彩票中奖了要交税吗")["confidence_features"]
     assert features["question_cosine"] > 0  # the approved answer's closest phrasing, as for an article's question
+
+
+def test_the_confidence_is_the_logistic_model_of_its_six_features(service):
+    explained = service.explain("偶然所得税率是多少")
+    features, weights = explained["confidence_features"], explained["weights"]
+    assert explained["answers"][0]["kind"] == "article"
+    assert features["bm25"] == pytest.approx(explained["answers"][0]["channels"]["bm25"], abs=1e-4)
+    names = ("cosine", "agreement", "margin", "known_words", "question_cosine", "bm25")
+    logit = weights["confidence_bias"] + sum(weights[f"confidence_{name}"] * features[name] for name in names)
+    assert explained["confidence"] == pytest.approx(features["in_scope"] / (1 + math.exp(-logit)), abs=1e-4)
 
 
 def test_complaints_are_routed_to_the_desk_and_recorded(service):
