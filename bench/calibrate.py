@@ -64,7 +64,7 @@ def main() -> None:
     categories = np.array(categories)
     answerable = np.isin(categories, ["policy", "superseded"])
     model = LogisticRegression(C=100.0, max_iter=1000).fit(X[answerable], y[answerable])
-    print("bias", round(float(model.intercept_[0]), 2))
+    print("bias", round(float(model.intercept_[0]), 3))
     for name, weight in zip(FEATURES, model.coef_[0]):
         print(name, round(float(weight), 3))
     confidence = model.predict_proba(X)[:, 1] * in_scope
