@@ -25,9 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from qa_engine.config import Settings  # noqa: E402
 from qa_engine.evaluation import first_hit_rank, load_gold  # noqa: E402
+from qa_engine.retrieval import CONFIDENCE_FEATURES  # noqa: E402
 from qa_engine.service import QAService  # noqa: E402
-
-FEATURES = ["cosine", "agreement", "margin", "known_words", "question_cosine", "bm25"]
 
 
 def collect(service: QAService, items: list[dict]) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
@@ -44,7 +43,7 @@ def collect(service: QAService, items: list[dict]) -> tuple[np.ndarray, np.ndarr
             if hit.kind == "article"
         ]
         rank = first_hit_rank(answers, item["expected"]) if item["expected"] else None
-        rows.append([result.features[name] for name in FEATURES])
+        rows.append([result.features[name] for name in CONFIDENCE_FEATURES])
         labels.append(1 if rank == 1 else 0)
         categories.append(item["category"])
         in_scope.append(result.features["in_scope"])
@@ -65,7 +64,7 @@ def main() -> None:
     answerable = np.isin(categories, ["policy", "superseded"])
     model = LogisticRegression(C=100.0, max_iter=1000).fit(X[answerable], y[answerable])
     print("bias", round(float(model.intercept_[0]), 3))
-    for name, weight in zip(FEATURES, model.coef_[0]):
+    for name, weight in zip(CONFIDENCE_FEATURES, model.coef_[0]):
         print(name, round(float(weight), 3))
     confidence = model.predict_proba(X)[:, 1] * in_scope
     for threshold in np.arange(0.4, 0.851, 0.05).round(2):

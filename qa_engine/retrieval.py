@@ -21,6 +21,8 @@ from .scope import gram_buckets
 from .text import Query, TextAnalyzer
 
 CANDIDATES = 100
+# What the confidence model weighs (``Weights.confidence_<name>``; bench/calibrate.py fits them)
+CONFIDENCE_FEATURES = ("cosine", "agreement", "margin", "known_words", "question_cosine", "bm25")
 QUESTION_CANDIDATES = 200  # curated questions closest to a question, searched in their graph index
 OPEN_END = "10000-01-01"  # the end day of a passage still in force: after every date YYYY-MM-DD
 
@@ -273,13 +275,12 @@ class Retriever:
     def _confidence(self, question_grams: np.ndarray, hits: list[Hit], scores: np.ndarray, bm25: np.ndarray, dense: np.ndarray,
                     words: list[str]) -> tuple[float, dict[str, float]]:
         """How likely the first hit is right: similarity, agreement of the channels, margin to
-        the runner-up, and how much of the question's vocabulary the knowledge base knows,
-        times how likely the question is one the knowledge base answers at all.
+        the runner-up, how much of the question's vocabulary the knowledge base knows, and the
+        first hit's BM25 score, times how likely the question is one the knowledge base answers at all.
         ``scores``, ``bm25`` and ``dense`` cover every candidate, best first."""
         in_scope = self.index.scope.in_scope(question_grams) if self.index.scope is not None else 1.0
         if not hits:
-            return 0.0, {"cosine": 0.0, "agreement": 0.0, "margin": 0.0, "known_words": 0.0, "question_cosine": 0.0,
-                         "bm25": 0.0, "in_scope": in_scope}
+            return 0.0, {**dict.fromkeys(CONFIDENCE_FEATURES, 0.0), "in_scope": in_scope}
         top = hits[0]
         known = sum(1 for word in words if word in self.index.bm25.vocabulary)
         features = {
@@ -292,16 +293,8 @@ class Retriever:
             "bm25": top.bm25,
             "in_scope": in_scope,
         }
-        w = self.weights
-        logit = (
-            w.confidence_bias
-            + w.confidence_cosine * features["cosine"]
-            + w.confidence_agreement * features["agreement"]
-            + w.confidence_margin * features["margin"]
-            + w.confidence_known_words * features["known_words"]
-            + w.confidence_question_cosine * features["question_cosine"]
-            + w.confidence_bm25 * features["bm25"]
-        )
+        logit = self.weights.confidence_bias + sum(getattr(self.weights, f"confidence_{name}") * features[name]
+                                                   for name in CONFIDENCE_FEATURES)
         confidence = float(1 / (1 + np.exp(-logit))) * in_scope
         if top.kind == "approved":
             # An approved answer is as trustworthy as the question is close to one of its
