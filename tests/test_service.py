@@ -154,6 +154,28 @@ def test_an_approved_answer_comes_first_for_its_own_question(service, tmp_path):
     assert features["question_cosine"] > 0  # the approved answer's closest phrasing, as for an article's question
 
 
+def test_an_approved_answer_jumps_ahead_of_articles_only_when_a_phrasing_is_close_enough(service, tmp_path):
+    from dataclasses import replace
+
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(
+        '{"question": "中彩票的钱要交多少税", "answer": "按偶然所得，税率百分之二十。", '
+        '"citations": [{"doc": "示例个人所得税法", "article": "第三条"}]}\n',
+        "utf-8",
+    )
+    service.ingest([answers])
+    retriever = service.retriever()
+    question = "彩票中奖的钱交税吗"
+    approved = next(h for h in retriever.search(question, "2026-11-27", 10).hits if h.kind == "approved")
+    similarity = approved.phrasing_similarity
+
+    def approved_score(first: float) -> float:
+        retriever.weights = replace(retriever.weights, approved_phrasing_first=first)
+        return next(h.score for h in retriever.search(question, "2026-11-27", 10).hits if h.kind == "approved")
+
+    assert approved_score(similarity - 0.01) == pytest.approx(approved_score(similarity + 0.01) + 1.0)
+
+
 def test_the_confidence_is_the_logistic_model_of_its_six_features(service):
     explained = service.explain("偶然所得税率是多少")
     features, weights = explained["confidence_features"], explained["weights"]
