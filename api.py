@@ -1,4 +1,4 @@
-"""WSGI entry point: `gunicorn api:app` or `waitress-serve api:app` (settings from QA_* variables)."""
+"""WSGI entry point for any WSGI server: `granian --interface wsgi api:app` (settings from QA_* variables)."""
 
 from qa_engine.webapp import create_app
 

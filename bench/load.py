@@ -182,10 +182,11 @@ def start_server(home: str, port: int, workers: int) -> subprocess.Popen:
 
 
 def start_reference(port: int, workers: int, loops: int) -> subprocess.Popen:
-    """gunicorn serving bench/reference_app.py (``loops`` iterations of work a request), as qa serve runs."""
+    """bench/reference_app.py (``loops`` iterations of work a request) served as qa serve serves its app."""
     env = {**os.environ, "QA_REFERENCE_LOOPS": str(loops), "PYTHONPATH": str(ROOT / "bench")}
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync",
-                               "--bind", f"127.0.0.1:{port}", "reference_app:app"],
+    server = subprocess.Popen([sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", str(workers),
+                               "--blocking-threads", "1", "--no-ws", "--log-level", "warning", "--port", str(port),
+                               "reference_app:app"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -320,7 +321,7 @@ def main() -> None:
     report = f"""## HTTP load
 
 `{command}` on {time.strftime('%Y-%m-%d %H:%M')}:
-`qa serve` (gunicorn, {args.workers} sync workers) on 127.0.0.1 over the shipped corpus ({passages} passages);
+`qa serve` (granian, {args.workers} workers) on 127.0.0.1 over the shipped corpus ({passages} passages);
 {clients} on the same machine ({os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}),
 asking the {len(asked)} questions of {questions_path().name if questions_path().exists() else "a built-in list"} in turn.
 `/v1/ask` records every question (query log, expert tickets), as in production. Load average
@@ -363,7 +364,7 @@ def reference_rows(references: list[dict], clients: int) -> str:
 def reference_note(references: list[dict]) -> str:
     if not references:
         return ""
-    return ("The reference rows are the same saturating load against `bench/reference_app.py` under the same gunicorn\n"
+    return ("The reference rows are the same saturating load against `bench/reference_app.py` under the same granian\n"
             "settings: a WSGI app that only runs a fixed Python loop, sized in this run to the CPU qa serve spent a\n"
             "request and to half of it. They show the latency this machine gives any server of that cost: the part of\n"
             "the tail that is the machine's (scheduling, the clients sharing the cores), not the engine's.\n\n")

@@ -9,7 +9,7 @@ CLIENTS concurrent clients for MINUTES, each in a closed loop without think time
 - ~8% POST /v1/escalations for the question it just asked (fake names, phones 1380000xxxx).
 
 Every non-2xx response other than 429 (rate limited, which is expected and counted apart) and
-every connection error is an error; the goal is zero. The RSS of the gunicorn master and its
+every connection error is an error; the goal is zero. The RSS of the granian main process and its
 workers is sampled every few seconds; growth is measured from the end of the first minute (caches
 warm) to the end, against --rss-bound-mib. Exits 1 if there were errors or memory grew past the
 bound. The run is bounded by time and by --max-requests.
@@ -89,6 +89,8 @@ def built_passages(home: Path) -> int:
 
 # ---- the server and its memory ------------------------------------------------------------
 
+WORKER_READY = re.compile(r"qa serve: worker \d+ ready")  # what each worker prints once warmed up (qa_engine/server.py)
+
 
 def start_server(home: Path, port: int, workers: int, log: Path, cli: Path = ROOT / "cli.py") -> subprocess.Popen:
     """`qa serve` (``cli``) on 127.0.0.1:port, its output in ``log``; returns once every worker answers."""
@@ -103,7 +105,7 @@ def start_server(home: Path, port: int, workers: int, log: Path, cli: Path = ROO
         if server.poll() is not None:
             raise SystemExit(f"qa serve exited with status {server.returncode}:\n{log.read_text(errors='replace')}")
         # Workers warm up (load the index, answer one question) before they accept requests.
-        if log.read_text(errors="replace").count("Booting worker") >= workers and _healthy(port):
+        if len(WORKER_READY.findall(log.read_text(errors="replace"))) >= workers and _healthy(port):
             return server
         time.sleep(0.25)
     stop_server(server)
@@ -123,7 +125,7 @@ def _healthy(port: int) -> bool:
 
 def stop_server(server: subprocess.Popen) -> None:
     if server.poll() is None:
-        server.terminate()  # gunicorn: graceful shutdown of the master and its workers
+        server.terminate()  # granian: graceful shutdown of the main process and its workers
         try:
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -131,8 +133,8 @@ def stop_server(server: subprocess.Popen) -> None:
             server.wait()
 
 
-def server_processes(master: int) -> list[int]:
-    """The gunicorn master and its workers (its children), from /proc."""
+def server_processes(main: int) -> list[int]:
+    """The granian main process and its workers (its children), from /proc."""
     children = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -140,9 +142,9 @@ def server_processes(master: int) -> list[int]:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue  # gone meanwhile
-            if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+            if int(stat.rsplit(")", 1)[1].split()[1]) == main:
                 children.append(int(entry.name))
-    return [master, *sorted(children)]
+    return [main, *sorted(children)]
 
 
 def rss_bytes(pid: int) -> int:
@@ -222,11 +224,11 @@ def client(number: int, port: int, deadline: float, asked: list[str], tally: Tal
     connection.close()
 
 
-def sample_memory(master: int, samples: list[dict], stop: threading.Event, every: float, started: float) -> None:
+def sample_memory(main: int, samples: list[dict], stop: threading.Event, every: float, started: float) -> None:
     """Every ``every`` seconds until ``stop``, then once more: the RSS of each server process."""
     while True:
         stopped = stop.wait(every) if samples else False
-        rss = {pid: rss_bytes(pid) for pid in server_processes(master)}
+        rss = {pid: rss_bytes(pid) for pid in server_processes(main)}
         samples.append({"t": round(time.monotonic() - started, 1), "total": sum(rss.values()), "rss": rss})
         if stopped:
             return
@@ -281,7 +283,7 @@ def summarize(tally: Tally, samples: list[dict], wall: float, clients: int, work
     total = sum(k["requests"] for k in kinds.values())
     errors = sum(k["errors"] for k in kinds.values())
     memory = memory_summary(samples, wall, rss_bound_mib, sample_every)
-    booted = server_log.count("Booting worker")
+    booted = len(WORKER_READY.findall(server_log))
     return {
         "seconds": round(wall, 1),
         "clients": clients,
@@ -301,7 +303,7 @@ def summarize(tally: Tally, samples: list[dict], wall: float, clients: int, work
 
 def memory_summary(samples: list[dict], wall: float, bound_mib: float, every: float) -> dict:
     """Growth from the end of the warm-up (the first minute, or the first third of a shorter run)
-    to the last sample, for the master and workers together and per process."""
+    to the last sample, for the main process and workers together and per process."""
     warm_up = min(60.0, wall / 3)
     baseline = next((s for s in samples if s["t"] >= warm_up), samples[-1])
     end = samples[-1]
@@ -340,8 +342,8 @@ def markdown(summary: dict) -> str:
     return f"""{START}
 ## Soak
 
-`{summary['command']}` on {summary['date']}: `qa serve` (gunicorn,
-{summary['workers']} sync workers) on 127.0.0.1 over {summary['passages']} passages (the shared laws and the shipped
+`{summary['command']}` on {summary['date']}: `qa serve` (granian,
+{summary['workers']} workers) on 127.0.0.1 over {summary['passages']} passages (the shared laws and the shipped
 answers), and {summary['clients']} clients in one process on the same machine ({summary['machine']}), each in a
 closed loop without think time for {summary['seconds']:.0f} s: about 80% POST /v1/ask ({summary['questions']} questions from
 `bench/questions/*.jsonl`, not the dev set; every ask is recorded, as in production), 12% POST
@@ -354,16 +356,16 @@ closed loop without think time for {summary['seconds']:.0f} s: about 80% POST /v
 {rows}
 | all | {summary['requests']} | {summary['rps']} | | | | {summary['errors']} | |
 
-With {summary['clients']} clients on {summary['workers']} sync workers most of each latency is waiting for a free
+With {summary['clients']} clients on {summary['workers']} workers most of each latency is waiting for a free
 worker, so the three kinds show similar figures.
 
 - Errors (any non-2xx but 429, any connection error): **{summary['errors']}**.
 - Server log: {summary['server_tracebacks']} tracebacks, {summary['worker_restarts']} worker restarts.
-- Memory, RSS of the gunicorn master and its workers together, sampled every {memory['every_s']:.0f} s
+- Memory, RSS of the granian main process and its workers together, sampled every {memory['every_s']:.0f} s
   ({memory['samples']} samples): {memory['start_mib']} MiB when the clients started, {memory['baseline_mib']} MiB after the
   first minute ({memory['baseline_at_s']:.0f} s), {memory['end_mib']} MiB at the end ({memory['end_at_s']:.0f} s), peak {memory['peak_mib']} MiB.
   **RSS grew {memory['growth_mib']} MiB over the last {(memory['end_at_s'] - memory['baseline_at_s']) / 60:.1f} minutes: {verdict} the
-  {memory['bound_mib']:.0f} MiB bound.** Per process (master, workers), MiB after the first minute → end:
+  {memory['bound_mib']:.0f} MiB bound.** Per process (main, workers), MiB after the first minute → end:
   {processes}. Total MiB over the run: {series}.
 {END}"""
 
@@ -386,7 +388,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=3.0, help="how long the clients run (default 3)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="server workers (default 2)")
     parser.add_argument("--home", type=Path, help="a home with a built index (default: build one in a scratch home)")
     parser.add_argument("--max-requests", type=int, default=200_000, help="stop after this many requests (default 200000)")
     parser.add_argument("--sample-every", type=float, default=5.0, help="seconds between RSS samples (default 5)")

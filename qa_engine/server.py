@@ -1,8 +1,11 @@
-"""Production serving: gunicorn with several worker processes over one knowledge base home.
+"""Production serving: granian (a Rust HTTP server) with several worker processes over one
+knowledge base home.
 
 Each worker opens the built index read-only (the files under ``<home>/indexes``) and its own
-database connection. Workers notice a new ``<home>/CURRENT`` on their next request and switch to
-the new build; requests already running finish on the index they started with.
+database connection, and runs one request at a time on one Python thread; granian reads and
+writes the sockets outside Python and keeps connections alive. Workers notice a new
+``<home>/CURRENT`` on their next request and switch to the new build; requests already running
+finish on the index they started with.
 """
 
 from __future__ import annotations
@@ -22,37 +25,42 @@ def default_workers() -> int:
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: int | None = None) -> None:
     """Serve the API, the widget and the console until interrupted."""
-    from gunicorn.app.base import BaseApplication
+    from granian import Granian
+    from granian.constants import Interfaces
 
     build = current_build_id(settings.home)
     if build is None:
         raise IndexNotBuilt(f'no index has been built in {settings.home}: run "qa build" first')
     workers = workers or default_workers()
-
-    class Server(BaseApplication):
-        def load_config(self):
-            self.cfg.set("bind", [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"])
-            self.cfg.set("workers", workers)
-            self.cfg.set("worker_class", "sync")
-            self.cfg.set("timeout", 120)  # a worker loads the index (seconds) before its first request
-            self.cfg.set("graceful_timeout", 30)
-            self.cfg.set("control_socket_disable", True)  # several servers may run on one machine
-            self.cfg.set("post_worker_init", _warm_up)
-            self.cfg.set("when_ready", lambda arbiter: print(
-                f"qa serve: http://{host}:{port}/ ({workers} workers, index {build}, home {settings.home}); "
-                "widget at /widget.js, demo at /demo, console at /console", file=sys.stderr, flush=True))
-
-        def load(self):
-            # Called in each worker after the fork: every worker gets its own service and connection.
-            from .service import QAService
-            from .webapp import create_app
-
-            return create_app(service=QAService(settings))
-
-    Server().run()
+    os.environ["QA_HOME"] = str(settings.home.resolve())  # each worker reads its settings from the environment
+    print(f"qa serve: http://{host}:{port}/ ({workers} workers, index {build}, home {settings.home}); "
+          "widget at /widget.js, demo at /demo, console at /console", file=sys.stderr, flush=True)
+    Granian(
+        f"{__name__}:worker_app",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=1,  # one request at a time: the ask holds the GIL throughout
+        websockets=False,
+        respawn_failed_workers=True,
+        log_level="warning",
+    ).serve()
 
 
-def _warm_up(worker) -> None:
+def worker_app():
+    """The app of one worker (granian calls this in each), warmed up before its first request."""
+    from .service import QAService
+    from .webapp import create_app
+
+    app = create_app(service=QAService(Settings.from_env()))
+    _warm_up(app)
+    print(f"qa serve: worker {os.getpid()} ready", file=sys.stderr, flush=True)
+    return app
+
+
+def _warm_up(app) -> None:
     """Load the index and answer one question before the first request, so no caller waits for
     the index, the embedder or the first-use set-up of the model (several seconds).
 
@@ -60,7 +68,7 @@ def _warm_up(worker) -> None:
     of the garbage collector's sight: they live as long as the worker, and a full collection that
     walked them paused a request for ~40 ms about once in 2,000."""
     try:
-        worker.wsgi.extensions["qa_service"].ask("增值税", record=False)
+        app.extensions["qa_service"].ask("增值税", record=False)
     except QAError as exc:
-        worker.log.warning("index not loaded yet: %s", exc)
+        print(f"qa serve: index not loaded yet: {exc}", file=sys.stderr, flush=True)
     gc.freeze()

@@ -1,4 +1,4 @@
-"""`qa serve`: gunicorn workers over a built home, switching to a rebuilt index without a restart."""
+"""`qa serve`: granian workers over a built home, switching to a rebuilt index without a restart."""
 
 from __future__ import annotations
 
@@ -132,14 +132,13 @@ def test_workers_pick_up_a_rebuild_without_failing_requests(tmp_path):
 
 def test_a_worker_warms_up_then_hides_what_it_loaded_from_the_garbage_collector(service):
     import gc
-    from types import SimpleNamespace
-
     from qa_engine.server import _warm_up
+    from qa_engine.webapp import create_app
 
-    worker = SimpleNamespace(wsgi=SimpleNamespace(extensions={"qa_service": service}), log=None)
+    app = create_app(service=service)
     service._retriever = None
     try:
-        _warm_up(worker)
+        _warm_up(app)
         assert service._retriever is not None  # the index was loaded before any request
         assert gc.get_freeze_count() > 0
     finally:
