@@ -65,12 +65,24 @@ class StaticEmbedder:
         (1 KiB a token at 256 dimensions), so a whole corpus at once would need gigabytes.
         Each text's vector does not depend on the others in its batch."""
         texts = list(texts)
-        if len(texts) <= ENCODE_BATCH:  # a question: no copy
+        if len(texts) == 1:  # a question
+            return self._encode_one(texts[0])[None, :]
+        if len(texts) <= ENCODE_BATCH:
             return self._encode_batch(texts)
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for first in range(0, len(texts), ENCODE_BATCH):
             vectors[first : first + ENCODE_BATCH] = self._encode_batch(texts[first : first + ENCODE_BATCH])
         return vectors
+
+    def _encode_one(self, text: str) -> np.ndarray:
+        """The vector of one text, as ``_encode_batch`` computes it, with a fifth of the numpy calls."""
+        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
+        if not ids:
+            return np.zeros(self.dimension, dtype=np.float32)
+        # each step rounds as the batch's does, so a question gets the same vector either way
+        vector = (np.add.reduceat(self._weights[ids], [0], axis=0)[0] / np.float64(len(ids))).astype(np.float32)
+        norm = np.sqrt(np.add.reduce(vector * vector))
+        return vector / (norm if norm else 1)
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         ids = self.token_ids(texts)

@@ -33,6 +33,14 @@ def test_many_texts_are_embedded_in_batches_with_the_same_vectors(static_model, 
     assert embedder.encode([]).shape == (0, embedder.dimension)
 
 
+def test_a_question_alone_gets_the_very_vector_it_gets_in_a_batch(static_model):
+    embedder = StaticEmbedder(static_model[0])
+    texts = ["个人所得税 工资 薪金 发票", "发票", "tax invoice 发票 工资", ""]
+    in_a_batch = embedder.encode(texts)
+    for text, vector in zip(texts, in_a_batch):
+        np.testing.assert_array_equal(embedder.encode([text])[0], vector)
+
+
 def test_load_embedder_picks_the_reader(static_model, tmp_path):
     assert is_static_model(static_model[0])
     assert isinstance(load_embedder(str(static_model[0])), StaticEmbedder)
