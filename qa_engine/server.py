@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 import sys
 
 from .config import Settings
@@ -32,6 +33,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     if build is None:
         raise IndexNotBuilt(f'no index has been built in {settings.home}: run "qa build" first')
     workers = workers or default_workers()
+    check_address(host, port)
     os.environ["QA_HOME"] = str(settings.home.resolve())  # each worker reads its settings from the environment
     print(f"qa serve: http://{host}:{port}/ ({workers} workers, index {build}, home {settings.home}); "
           "widget at /widget.js, demo at /demo, console at /console", file=sys.stderr, flush=True)
@@ -47,6 +49,16 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
         respawn_failed_workers=True,
         log_level="warning",
     ).serve()
+
+
+def check_address(host: str, port: int) -> None:
+    """Fail with a clear message, before any worker starts, where the server could not listen."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: a closed port's TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise QAError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def worker_app():

@@ -39,6 +39,19 @@ def test_serve_without_an_index_says_what_to_do(tmp_path):
     assert result.output == f'Error: no index has been built in {tmp_path / "empty"}: run "qa build" first\n'
 
 
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "CURRENT").write_text("some-build\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["--home", str(home), "serve", "--port", str(port)])
+    assert result.exit_code == 1
+    assert result.output == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
 def test_serve_help_has_an_example():
     result = CliRunner().invoke(cli, ["serve", "--help"])
     assert result.exit_code == 0 and "qa serve --port 8000 --workers 2" in result.output
