@@ -6,6 +6,7 @@ import json
 import sqlite3
 import sys
 import threading
+import weakref
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -120,17 +121,32 @@ class Store:
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        # In WAL mode NORMAL stays consistent through crashes; only a power cut can lose the last commits.
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute("PRAGMA foreign_keys=ON")
-        connection.execute("PRAGMA busy_timeout=30000")
-        self.db = sqlite_utils.Database(connection)
-        # One connection is shared by the threads of a server: transactions must not interleave.
+        self._local = threading.local()
+        # every live thread's, for close(); a thread's goes (and closes) with the thread
+        self._databases: weakref.WeakSet = weakref.WeakSet()
+        self._databases_lock = threading.Lock()
+        # Writes of this process's threads take turns here rather than in SQLite's busy wait.
         self._write_lock = threading.RLock()
         self._depth = 0
         self._migrate()
+
+    @property
+    def db(self) -> "sqlite_utils.Database":
+        """This thread's connection. Threads sharing one connection failed under load: one thread's
+        read kept a snapshot open that another thread's write could not move past once another
+        process had written ("database is locked" at once, whatever the busy timeout)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            connection = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL stays consistent through crashes; only a power cut can lose the last commits.
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("PRAGMA busy_timeout=30000")
+            db = self._local.db = sqlite_utils.Database(connection)
+            with self._databases_lock:
+                self._databases.add(db)
+        return db
 
     def _migrate(self) -> None:
         current = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -165,7 +181,12 @@ class Store:
             self.db.execute("COMMIT")
 
     def close(self) -> None:
-        self.db.conn.close()
+        """Close every thread's connection (check_same_thread=False lets this thread close them)."""
+        with self._databases_lock:
+            for db in list(self._databases):
+                db.conn.close()
+            self._databases.clear()
+        self._local = threading.local()
 
     # ---- documents -----------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import threading
@@ -134,3 +135,33 @@ def test_two_curator_processes_editing_with_expect_version(service):
     winner = next(out for code, out, _ in results if code == 0)
     assert winner == f"{answer_id} is now version 2 (draft)\n"
     assert service.answer_detail(answer_id)["version"] == 2
+
+
+def test_threads_of_one_server_worker_read_and_write_beside_another_worker(tmp_path):
+    """A threaded WSGI server runs several requests of one process at once: each thread reads and
+    logs questions while another worker (another connection) logs its own. None may fail."""
+    from qa_engine.store import Store
+
+    worker, other_worker = Store(tmp_path / "knowledge.db"), Store(tmp_path / "knowledge.db")
+    errors: list[Exception] = []
+
+    def ask_and_log(store: Store, thread: int) -> None:
+        try:
+            for number in range(200):
+                store.answers_revision()
+                store.log_query(f"问题{thread}-{number}", "2026-01-01", "answer", 0.9, None)
+        except Exception as exc:  # any error fails the test below, with what it was
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask_and_log, args=(worker, n)) for n in range(4)]
+    threads.append(threading.Thread(target=ask_and_log, args=(other_worker, 4)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert worker.db.execute("SELECT count(*) FROM query_log").fetchone()[0] == 5 * 200
+    gc.collect()
+    assert len(worker._databases) == 1  # the finished threads' connections went with them
+    worker.close()
+    other_worker.close()
