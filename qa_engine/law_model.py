@@ -50,6 +50,10 @@ class LawModel:
             likelihoods = np.array([1 - likelihoods[0], likelihoods[0]])
         return likelihoods / likelihoods.sum()
 
+    def likeliest(self, probabilities: np.ndarray, count: int = 3) -> list[tuple[str, float]]:
+        """The ``count`` likeliest laws of ``probabilities`` (from ``probabilities``), likeliest first."""
+        return [(self.laws[n], float(probabilities[n])) for n in np.argsort(-probabilities)[:count]]
+
     def save(self, path: Path) -> None:
         np.savez(path, laws=np.array(self.laws), grams=self.grams, weights=self.weights, intercepts=self.intercepts)
 

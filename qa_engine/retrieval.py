@@ -88,7 +88,7 @@ class Retrieval:
     question_types: set[str] = field(default_factory=set)
     understood_as: str = ""  # the question normalised, with misheard tax terms put right
     heard: list[str] = field(default_factory=list)  # the question's words as heard (jieba's segmentation)
-    laws: list[tuple[str, float]] = field(default_factory=list)  # the law model's likeliest laws, with probabilities
+    law_probability: np.ndarray | None = None  # the law model's probability of each law (None: no law model)
 
 
 class AnswerIndex:
@@ -168,11 +168,10 @@ class Retriever:
         # a curated phrasing of this very question: ahead of every article
         scores[articles:] += answers.similarity >= self.weights.approved_phrasing_first
         grams = gram_buckets(query.text)
-        likeliest_laws = []
+        law_probability = None
         if self.index.laws is not None:
             law_probability = self.index.laws.probabilities(grams)
             scores[:articles] += self.weights.law_prior * np.append(law_probability, 0.0)[self._passage_law[live]]
-            likeliest_laws = [(self.index.laws.laws[n], float(law_probability[n])) for n in np.argsort(-law_probability)[:3]]
         named = self.named_taxes(f"{query.text} {expansion_text}")
         asked = self.analyzer.question_types(query.text)
         if named:
@@ -193,7 +192,7 @@ class Retriever:
                 hits.append(Hit("approved", self.answers.answers[answers.numbers[answer]].id, float(scores[number]),
                                 float(bm25[number]), float(dense[number]), phrasing_similarity=float(answers.similarity[answer])))
         confidence, features = self._confidence(grams, hits, scores[order], bm25[order], dense[order], query.words)
-        return Retrieval(hits, confidence, query.terms, features, asked, query.text, query.heard, likeliest_laws)
+        return Retrieval(hits, confidence, query.terms, features, asked, query.text, query.heard, law_probability)
 
     def matched_terms(self, retrieval: Retrieval) -> list[list[str]]:
         """For each hit, the query terms its article contains (none for approved answers)."""

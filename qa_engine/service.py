@@ -398,7 +398,8 @@ class QAService:
         response["query_terms"] = result.query_terms
         response["question_types"] = sorted(result.question_types)
         response["confidence_features"] = result.features
-        response["laws"] = [{"law": law, "probability": round(probability, 4)} for law, probability in result.laws]
+        likeliest = retriever.index.laws.likeliest(result.law_probability) if result.law_probability is not None else []
+        response["laws"] = [{"law": law, "probability": round(probability, 4)} for law, probability in likeliest]
         response["weights"] = retriever.weights.__dict__
         for answer, hit, matched in zip(response["answers"], result.hits, retriever.matched_terms(result)):
             answer["channels"] = {"bm25": round(hit.bm25, 4), "dense": round(hit.dense, 4), "fused": round(hit.score, 4)}
