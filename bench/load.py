@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.measure import load_questions, questions_path  # noqa: E402
+from bench.reference_app import fixed_work  # noqa: E402
 
 
 PAUSES_MS = [80, 60, 45, 35, 25]
@@ -221,10 +222,26 @@ def run_reference(workers: int, clients: int, seconds: int, cpu_ms: float) -> di
 
 def loops_per_ms() -> float:
     """How many iterations of the reference app's loop this process runs in a millisecond of CPU."""
-    started, total = time.thread_time(), 0
-    for number in range(500_000):
-        total += number
+    started = time.thread_time()
+    fixed_work(500_000)
     return 500_000 / ((time.thread_time() - started) * 1000)
+
+
+def machine_jitter(cpu_ms: float, in_a_row: int, seconds: float = 10) -> dict:
+    """How steadily this machine runs the reference app's work, sized to ``cpu_ms``, in this process
+    with no server running: p50/p99 of one piece, and of ``in_a_row`` pieces in a row (what a request
+    waits for when it is queued behind the others on its worker)."""
+    loops = int(cpu_ms * loops_per_ms())
+    pieces = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        fixed_work(loops)
+        pieces.append((time.perf_counter() - started) * 1000)
+    runs = [sum(pieces[first:first + in_a_row]) for first in range(len(pieces) - in_a_row + 1)]
+    return {"cpu_ms": cpu_ms, "in_a_row": in_a_row, "seconds": seconds,
+            **{f"{name}_{label}_ms": round(percentile(values, p), 1)
+               for name, values in (("piece", pieces), ("row", runs)) for label, p in (("p50", 50), ("p99", 99))}}
 
 
 @contextmanager
@@ -308,6 +325,7 @@ def main() -> None:
     references = []
     if use_wrk and args.reference and "server_cpu_ms" in ask:
         references = [run_reference(args.workers, args.clients, args.seconds, ask["server_cpu_ms"] * share) for share in (1, 0.5)]
+    jitter = machine_jitter(ask["server_cpu_ms"], max(1, args.clients // args.workers)) if "server_cpu_ms" in ask else None
 
     debounce = int(re.search(r"DEBOUNCE_MS = (\d+)", (ROOT / "qa_engine" / "static" / "console.js").read_text("utf-8")).group(1))
     passages = json.loads((Path(args.home) / "indexes" / (Path(args.home) / "CURRENT").read_text().strip() / "manifest.json").read_text())["passages"]
@@ -333,7 +351,7 @@ before the run: {load_before:.1f} (other work on the machine skews the figures; 
 {paced_rows(paced, args.clients)}{reference_rows(references, args.clients)}| POST /v1/search (console) | 1 | {console['requests']} | {console['rps']} | {console['p50_ms']} | {console['p99_ms']} | {console['max_ms']} | {console['statuses']} |
 
 {cpu_note(ask, os.cpu_count() or 1)}
-{paced_note(paced, args.clients)}{reference_note(references)}The console waits {debounce} ms after the last keystroke before searching, so an answer appears
+{paced_note(paced, args.clients)}{reference_note(references)}{jitter_note(jitter, args.clients, args.workers)}The console waits {debounce} ms after the last keystroke before searching, so an answer appears
 {debounce + console['p50_ms']:.0f} ms (median) / {debounce + console['p99_ms']:.0f} ms (p99) after the agent stops typing (budget: 100 ms).
 """
     write_report(report, args.output)
@@ -368,6 +386,15 @@ def reference_note(references: list[dict]) -> str:
             "settings: a WSGI app that only runs a fixed Python loop, sized in this run to the CPU qa serve spent a\n"
             "request and to half of it. They show the latency this machine gives any server of that cost: the part of\n"
             "the tail that is the machine's (scheduling, the clients sharing the cores), not the engine's.\n\n")
+
+
+def jitter_note(jitter: dict | None, clients: int, workers: int) -> str:
+    if jitter is None:
+        return ""
+    return (f"With no server running, this process timed the reference app's work sized to {jitter['cpu_ms']} ms for {jitter['seconds']} s:\n"
+            f"one piece took p50 {jitter['piece_p50_ms']} ms, p99 {jitter['piece_p99_ms']} ms; {jitter['in_a_row']} pieces in a row "
+            f"(a request's wait with {clients} clients\non {workers} workers) p50 {jitter['row_p50_ms']} ms, p99 "
+            f"{jitter['row_p99_ms']} ms. That p99 is the machine's alone: no network, no queue, one process.\n\n")
 
 
 def paced_note(paced: list[dict], clients: int) -> str:

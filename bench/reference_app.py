@@ -7,10 +7,15 @@ import os
 LOOPS = int(os.environ.get("QA_REFERENCE_LOOPS", "0"))
 
 
+def fixed_work(loops: int) -> int:
+    total = 0
+    for number in range(loops):
+        total += number
+    return total
+
+
 def app(environ, start_response):
     environ["wsgi.input"].read()
-    total = 0
-    for number in range(LOOPS):
-        total += number
+    fixed_work(LOOPS)
     start_response("200 OK", [("Content-Type", "application/json")])
     return [b'{"ok": true}']
