@@ -13,9 +13,10 @@ import json
 import os
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -201,10 +202,19 @@ def load_index(home: Path, embedder_name: str | None = None, dimension: int | No
     if build_id is None:
         raise IndexNotBuilt()
     folder = home / "indexes" / build_id
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        raise IndexMismatch(f"the index at {folder} is incomplete or damaged: run \"qa build\" again") from None
+
+    def read(part: str, reader: Callable[[], object]):
+        try:
+            return reader()
+        except (FileNotFoundError, ValueError, KeyError, TypeError, EOFError, RuntimeError, zipfile.BadZipFile):  # RuntimeError: faiss's
+            raise IndexMismatch(f'the index at {folder} is damaged or incomplete ({part}): run "qa build" again') from None
+        except OSError as exc:
+            raise IndexMismatch(f"cannot read the index at {folder} ({part}): {exc.strerror or exc}") from None
+
+    def optional(name: str, reader: Callable[[Path], object]):
+        return read(name, lambda: reader(folder / name)) if (folder / name).exists() else None
+
+    manifest = read("manifest.json", lambda: json.loads((folder / "manifest.json").read_text("utf-8")))
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexMismatch(
             f"the index at {folder} has format {manifest.get('format_version')}, this version reads {FORMAT_VERSION}: "
@@ -217,15 +227,23 @@ def load_index(home: Path, embedder_name: str | None = None, dimension: int | No
         )
     if dimension is not None and manifest["dimension"] != dimension:
         raise IndexMismatch(f"the index has dimension {manifest['dimension']}, the embedder gives {dimension}")
+    return BuiltIndex(folder, manifest, read("passages.jsonl", lambda: _read_passages(folder / "passages.jsonl", manifest["passages"])),
+                      read("the BM25 files", lambda: BM25Index.load(folder)),
+                      read("dense.faiss", lambda: DenseIndex.load(folder / "dense.faiss")),
+                      read("homophones.json", lambda: json.loads((folder / "homophones.json").read_text("utf-8"))),
+                      read("answer_types.npy", lambda: np.load(folder / "answer_types.npy")),
+                      optional("questions.faiss", DenseIndex.load),
+                      optional("scope.npy", lambda path: ScopeModel(np.load(path))),
+                      optional("laws.npz", LawModel.load))
+
+
+def _read_passages(path: Path, count: int) -> list[Passage]:
     shared: dict = {}
-    with open(folder / "passages.jsonl", encoding="utf-8") as lines:
+    with open(path, encoding="utf-8") as lines:
         passages = [_shared_fields(_passage_from_json(line), shared) for line in lines]
-    homophones = json.loads((folder / "homophones.json").read_text("utf-8"))
-    return BuiltIndex(folder, manifest, passages, BM25Index.load(folder), DenseIndex.load(folder / "dense.faiss"), homophones,
-                      np.load(folder / "answer_types.npy"),
-                      DenseIndex.load(folder / "questions.faiss") if (folder / "questions.faiss").exists() else None,
-                      ScopeModel(np.load(folder / "scope.npy")) if (folder / "scope.npy").exists() else None,
-                      LawModel.load(folder / "laws.npz") if (folder / "laws.npz").exists() else None)
+    if len(passages) != count:
+        raise ValueError(f"{len(passages)} passages where the manifest has {count}")
+    return passages
 
 
 def _passage_from_json(line: str) -> Passage:

@@ -59,5 +59,5 @@ class LawModel:
 
     @classmethod
     def load(cls, path: Path) -> "LawModel":
-        with np.load(path) as saved:
+        with open(path, "rb") as file, np.load(file) as saved:  # the file is closed even when it is damaged
             return cls([str(law) for law in saved["laws"]], saved["grams"], saved["weights"], saved["intercepts"])

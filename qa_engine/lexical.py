@@ -119,7 +119,8 @@ class BM25Index:
     @classmethod
     def load(cls, folder: Path) -> "BM25Index":
         meta = json.loads((folder / "bm25.json").read_text("utf-8"))
-        postings = sparse.load_npz(folder / "bm25_postings.npz").tocsr()
+        with open(folder / "bm25_postings.npz", "rb") as file:  # closed even when the file is damaged
+            postings = sparse.load_npz(file).tocsr()
         return cls(meta["vocabulary"], np.load(folder / "bm25_idf.npy"), meta["average_length"], postings)
 
 

@@ -82,5 +82,5 @@ def _warm_up(app) -> None:
     try:
         app.extensions["qa_service"].ask("增值税", record=False)
     except QAError as exc:
-        print(f"qa serve: index not loaded yet: {exc}", file=sys.stderr, flush=True)
+        print(f"qa serve: worker {os.getpid()} cannot answer yet: {exc}", file=sys.stderr, flush=True)
     gc.freeze()

@@ -92,3 +92,25 @@ def test_the_question_graph_is_the_same_in_every_build():
     first, second = DenseIndex.graph_of(vectors), DenseIndex.graph_of(vectors)
     for query in vectors[:50]:
         assert np.array_equal(first.search(query, 20)[1], second.search(query, 20)[1])
+
+
+def test_a_damaged_or_missing_index_file_is_an_error_naming_it_with_what_to_do(service):
+    folder = service.home / "indexes" / current_build_id(service.home)
+    files = sorted(path for path in folder.iterdir() if path.is_file())
+    assert {"manifest.json", "passages.jsonl", "dense.faiss", "bm25_postings.npz", "answer_types.npy"} <= {f.name for f in files}
+    optional = {"questions.faiss", "scope.npy", "laws.npz"}  # not every build has them
+    for path in files:
+        whole = path.read_bytes()
+        damaged = rf"is damaged or incomplete \({'the BM25 files' if path.name.startswith('bm25') else path.name}\): run \"qa build\" again"
+        path.write_bytes(whole[: len(whole) // 2])
+        with pytest.raises(IndexMismatch, match=damaged):
+            load_index(service.home)
+        if path.name not in optional:
+            path.unlink()
+            with pytest.raises(IndexMismatch, match=damaged):
+                load_index(service.home)
+        path.write_bytes(whole)
+    lines = (folder / "passages.jsonl").read_text("utf-8").splitlines(keepends=True)
+    (folder / "passages.jsonl").write_text("".join(lines[:-1]), "utf-8")  # cut at a line's end: still a damaged index
+    with pytest.raises(IndexMismatch, match=r"damaged or incomplete \(passages.jsonl\)"):
+        load_index(service.home)
