@@ -43,6 +43,17 @@ class IndexMismatch(QAError):
     http_status = 503
 
 
+class DatabaseDamaged(QAError):
+    """The knowledge base's SQLite file is not a database or is corrupt."""
+
+    code = "database_damaged"
+    http_status = 503
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"the knowledge base {path} is damaged ({reason}): move it aside, with any {path.name}-wal beside "
+                         'it, then bring back the last backup with "qa restore BACKUP"')
+
+
 class Unauthorized(QAError):
     """No API key, or one that is unknown or revoked (HTTP 401)."""
 

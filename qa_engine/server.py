@@ -18,6 +18,7 @@ import sys
 from .config import Settings
 from .errors import IndexNotBuilt, QAError
 from .index import current_build_id
+from .store import DATABASE_NAME, Store
 
 
 def default_workers() -> int:
@@ -34,6 +35,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
         raise IndexNotBuilt(f'no index has been built in {settings.home}: run "qa build" first')
     workers = workers or default_workers()
     check_address(host, port)
+    Store(settings.home / DATABASE_NAME).close()  # a damaged database stops here with one line, not in each worker
     os.environ["QA_HOME"] = str(settings.home.resolve())  # each worker reads its settings from the environment
     print(f"qa serve: http://{host}:{port}/ ({workers} workers, index {build}, home {settings.home}); "
           "widget at /widget.js, demo at /demo, console at /console", file=sys.stderr, flush=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .corpus import ApprovedAnswer, Citation, Document
+from .errors import DatabaseDamaged
 
 
 def _import_sqlite_utils():
@@ -128,7 +129,13 @@ class Store:
         # Writes of this process's threads take turns here rather than in SQLite's busy wait.
         self._write_lock = threading.RLock()
         self._depth = 0
-        self._migrate()
+        try:
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            if exc.sqlite_errorname in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+                self.close()
+                raise DatabaseDamaged(path, str(exc)) from None
+            raise
 
     @property
     def db(self) -> "sqlite_utils.Database":
@@ -138,11 +145,15 @@ class Store:
         db = getattr(self._local, "db", None)
         if db is None:
             connection = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode NORMAL stays consistent through crashes; only a power cut can lose the last commits.
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA foreign_keys=ON")
-            connection.execute("PRAGMA busy_timeout=30000")
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                # In WAL mode NORMAL stays consistent through crashes; only a power cut can lose the last commits.
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.execute("PRAGMA foreign_keys=ON")
+                connection.execute("PRAGMA busy_timeout=30000")
+            except sqlite3.Error:
+                connection.close()
+                raise
             db = self._local.db = sqlite_utils.Database(connection)
             with self._databases_lock:
                 self._databases.add(db)

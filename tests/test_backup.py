@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from qa_engine.backup import BackupError
-from qa_engine.errors import InvalidInput
+from qa_engine.errors import DatabaseDamaged, InvalidInput
 
 from conftest import FakeEmbedder
 
@@ -41,6 +41,23 @@ def test_restore_into_a_new_home_answers_identically(curated, make_service, tmp_
     assert other.stats() == curated.stats()
     answer_id = curated.list_answers()[0]["id"]
     assert other.answer_history(answer_id) == curated.answer_history(answer_id)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "cut short"])
+def test_a_damaged_database_is_one_clear_error_and_its_advice_brings_the_answers_back(curated, make_service, tmp_path, damage):
+    before = answers_to(curated)
+    curated.backup(tmp_path / "backup")
+    curated.store.close()
+    database = tmp_path / "home" / "knowledge.db"
+    whole = database.read_bytes()
+    database.write_bytes(b"not a database at all" if damage == "garbage" else whole[: len(whole) // 3])
+    with pytest.raises(DatabaseDamaged, match=r"knowledge.db is damaged \(.+\): move it aside, .*\"qa restore BACKUP\""):
+        make_service()
+    for path in tmp_path.glob("home/knowledge.db*"):  # as the message says: the database and its -wal aside
+        path.rename(path.with_name(path.name + ".damaged"))
+    again = make_service()
+    again.restore(tmp_path / "backup")
+    assert answers_to(again) == before
 
 
 def test_restore_over_a_changed_knowledge_base_brings_back_the_old_answers(curated, tmp_path):

@@ -52,6 +52,17 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path):
     assert result.output == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
 
 
+def test_serve_over_a_damaged_database_says_so_in_one_line_before_starting_workers(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "CURRENT").write_text("some-build\n")
+    (home / "knowledge.db").write_bytes(b"not a database at all")
+    result = CliRunner().invoke(cli, ["--home", str(home), "serve", "--port", str(free_port())])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: the knowledge base {home / 'knowledge.db'} is damaged (file is not a database)")
+    assert result.output.count("\n") == 1
+
+
 def test_serve_help_has_an_example():
     result = CliRunner().invoke(cli, ["serve", "--help"])
     assert result.exit_code == 0 and "qa serve --port 8000 --workers 2" in result.output
