@@ -107,7 +107,13 @@ def load_embedder(name_or_path: str):
     """The embedder for a model: this torch-free reader for a local static model, else
     sentence-transformers (imported only then)."""
     if is_static_model(name_or_path):
-        return StaticEmbedder(name_or_path)
+        try:
+            return StaticEmbedder(name_or_path)
+        except Exception:  # tokenizers and safetensors raise bare Exceptions for a damaged file
+            from .errors import IndexMismatch
+
+            raise IndexMismatch(f"the embedding model {name_or_path} is damaged or incomplete: delete that folder and "
+                                'run "qa build" again, which trains the model anew') from None
     import os
 
     from .dense import SentenceTransformerEmbedder

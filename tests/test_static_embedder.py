@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from qa_engine.errors import IndexMismatch
 from qa_engine.static_embedder import StaticEmbedder, is_static_model, load_embedder
 
 
@@ -55,3 +56,12 @@ def test_matches_sentence_transformers(static_model):
     folder = str(static_model[0])
     texts = ["个人所得税 工资 薪金", "增值税发票", "", "tax invoice 发票"]
     np.testing.assert_allclose(StaticEmbedder(folder).encode(texts), SentenceTransformerEmbedder(folder).encode(texts), atol=1e-5)
+
+
+@pytest.mark.parametrize("damaged", ["model.safetensors", "tokenizer.json"])
+def test_a_damaged_model_file_is_an_error_saying_how_to_get_the_model_back(static_model, damaged):
+    folder, _, _ = static_model
+    path = folder / damaged
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(IndexMismatch, match=rf"the embedding model {folder} is damaged or incomplete: delete that folder and run \"qa build\" again"):
+        load_embedder(str(folder))
