@@ -32,6 +32,15 @@ class Settings:
     rate_limit: str = "60 per minute"  # per client, on the public endpoints the widget uses
     console_rate_limit: str = "600 per minute"  # per client, on the agent console's search-as-you-type
     max_body_bytes: int = 65536
+    # reverse proxies in front of qa serve that add the caller to X-Forwarded-For (nginx alone: 1); 0 trusts no such header
+    trusted_proxies: int = 0
+
+    def __post_init__(self):
+        for name in ("top_k", "max_question_chars", "queue_due_working_days", "max_body_bytes", "trusted_proxies"):
+            if getattr(self, name) < 0:
+                from .errors import InvalidInput
+
+                raise InvalidInput(f"QA_{name.upper()} cannot be negative, got {getattr(self, name)}")
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":

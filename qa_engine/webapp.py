@@ -52,7 +52,8 @@ HTTP_MESSAGES = {
 
 def create_app(config: dict | None = None, service: QAService | None = None) -> Flask:
     """The Flask app. ``service`` defaults to one built from ``QA_*`` settings; ``config`` overrides
-    Flask settings and the ``QA_RATE_LIMIT``, ``QA_CONSOLE_RATE_LIMIT`` and ``QA_CORS_ORIGINS`` keys."""
+    Flask settings and the ``QA_RATE_LIMIT``, ``QA_CONSOLE_RATE_LIMIT``, ``QA_CORS_ORIGINS`` and
+    ``QA_TRUSTED_PROXIES`` keys."""
     app = Flask(__name__)
     service = service or QAService(Settings.from_env())
     settings = service.settings
@@ -61,6 +62,7 @@ def create_app(config: dict | None = None, service: QAService | None = None) -> 
         QA_RATE_LIMIT=settings.rate_limit,
         QA_CONSOLE_RATE_LIMIT=settings.console_rate_limit,
         QA_CORS_ORIGINS=settings.cors_origins,
+        QA_TRUSTED_PROXIES=settings.trusted_proxies,
         RATELIMIT_ENABLED=True,
         RATELIMIT_STORAGE_URI="quiet-memory://",
         RATELIMIT_HEADERS_ENABLED=True,
@@ -73,6 +75,7 @@ def create_app(config: dict | None = None, service: QAService | None = None) -> 
     if not any(isinstance(f, RedactingFilter) for f in log.filters):
         log.addFilter(RedactingFilter())  # an unexpected error's log line may quote what a caller typed
 
+    _trust_proxies(app)
     _add_rate_limits(app)
     _add_cors(app)
     app.register_blueprint(api)
@@ -82,6 +85,16 @@ def create_app(config: dict | None = None, service: QAService | None = None) -> 
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind reverse proxies every request comes from a proxy's address: take the caller's from
+    X-Forwarded-For, as many hops back as there are proxies (rate limits are per caller)."""
+    proxies = app.config["QA_TRUSTED_PROXIES"]
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
 
 def _add_rate_limits(app: Flask) -> None:

@@ -5,6 +5,8 @@ import time
 
 import pytest
 
+from qa_engine.config import Settings
+from qa_engine.errors import InvalidInput
 from qa_engine.webapp import create_app
 
 ORIGIN = "https://etax.example.gov.cn"
@@ -210,6 +212,20 @@ def test_rate_limit_per_client_answers_429(answered_service):
     other = client.post("/v1/ask", json={"question": "发票"}, environ_base={"REMOTE_ADDR": "10.0.0.9"})
     assert other.status_code == 200, "the limit is per client"
     assert client.get("/healthz").status_code == 200, "health checks are not limited"
+
+
+def test_behind_a_trusted_proxy_the_limit_is_per_caller_and_without_one_the_header_is_ignored(answered_service):
+    def statuses(client, callers):
+        return [client.post("/v1/ask", json={"question": "发票"}, headers={"X-Forwarded-For": caller},
+                            environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code for caller in callers]
+
+    callers = ["203.0.113.7", "203.0.113.7", "198.51.100.2", "203.0.113.7"]
+    behind_proxy = create_app({"QA_RATE_LIMIT": "2 per minute", "QA_TRUSTED_PROXIES": 1}, service=answered_service).test_client()
+    assert statuses(behind_proxy, callers) == [200, 200, 200, 429], "each caller has a limit of its own"
+    spoofing = create_app({"QA_RATE_LIMIT": "2 per minute"}, service=answered_service).test_client()
+    assert statuses(spoofing, ["1.1.1.1", "2.2.2.2", "3.3.3.3"]) == [200, 200, 429], "a made-up header evades nothing"
+    with pytest.raises(InvalidInput, match="QA_TRUSTED_PROXIES cannot be negative, got -1"):
+        Settings.from_env(environ={"QA_TRUSTED_PROXIES": "-1"})
 
 
 def test_counting_requests_starts_no_thread_and_expired_windows_are_swept(answered_service, monkeypatch):
