@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .errors import QAError
+from .errors import InvalidInput, QAError
 
 DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -139,7 +139,7 @@ def build(ctx, dense_index, workers):
 @click.option("--as-of", type=DATE, help="Answer as the rules stood on this date (YYYY-MM-DD).")
 @click.option("--top-k", type=click.IntRange(1, 50), help="How many answers (default 5).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON contract instead of readable text.")
-@click.option("--batch", type=click.File("r", encoding="utf-8"),
+@click.option("--batch", type=click.File("rb"),
               help='Answer every line {"id", "question", "as_of"?} of a JSONL file ("-" for stdin).')
 @click.option("--dry-run", is_flag=True, help="Record nothing: no query log, no expert or complaint flags.")
 @click.pass_context
@@ -158,20 +158,29 @@ def ask(ctx, question, as_of, top_k, as_json, batch, dry_run):
         if question:
             raise click.UsageError("give either QUESTION or --batch, not both")
         failures = 0
-        for number, line in enumerate(batch, start=1):
-            if not line.strip():
-                continue
+        for number, raw in enumerate(batch, start=1):
             item = None
             try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a BOM, as Windows editors write
+            except UnicodeDecodeError:
+                line = None
+            if line is not None and not line.strip():
+                continue
+            try:
+                if line is None:
+                    raise InvalidInput("the line is not UTF-8 text")
                 item = json.loads(line)
                 if not isinstance(item, dict):
-                    raise QAError("expected a JSON object")
+                    raise InvalidInput('expected a JSON object such as {"question": "..."}')
                 response = svc.ask(item.get("question"), item.get("as_of") or as_of_text, top_k, record=not dry_run)
                 response = {"id": item.get("id"), **response}
-            except (QAError, json.JSONDecodeError) as exc:
+            except json.JSONDecodeError as exc:
+                failures += 1
+                response = {"id": None, "line": number, "error": {"code": "invalid_json", "message": f"not JSON: {exc}"}}
+            except QAError as exc:
                 failures += 1
                 response = {"id": item.get("id") if isinstance(item, dict) else None, "line": number,
-                            "error": {"code": getattr(exc, "code", "invalid_json"), "message": str(exc)}}
+                            "error": {"code": exc.code, "message": str(exc)}}
             click.echo(json.dumps(response, ensure_ascii=False) if as_json else format_answer(response))
         if failures:
             click.echo(f"Error: {failures} line(s) could not be answered", err=True)
@@ -189,7 +198,7 @@ STATUS_LABELS = {"in_force": "有效", "superseded": "已废止", "not_yet_in_fo
 
 def format_answer(response: dict) -> str:
     if "error" in response:
-        return f"[{response.get('id')}] Error: {response['error']['message']}"
+        return f"[{response.get('id') or 'line ' + str(response['line'])}] Error: {response['error']['message']}"
     lines = [
         f"问题: {response['question']}",
         *([f"理解为: {response['understood_as']}"] if "understood_as" in response else []),

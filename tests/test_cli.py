@@ -47,6 +47,21 @@ def test_batch_answers_every_line_and_reports_bad_ones(run_cli, service, tmp_pat
     assert service.store.counts() == before  # --dry-run records nothing
 
 
+def test_batch_reads_a_bom_and_reports_lines_that_are_not_utf8_or_not_objects_by_number(run_cli, service, tmp_path):
+    batch = tmp_path / "batch.jsonl"
+    batch.write_bytes('\ufeff{"question": "偶然所得税率"}\n'.encode("utf-8") + b"\xff\xfe bad bytes\n[1, 2]\n"
+                      + '{"question": "虚开发票"}\n'.encode("gb18030"))
+    result = run_cli("ask", "--batch", batch, "--json", "--dry-run")
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0]["answers"], "a byte order mark does not spoil the first line"
+    assert [line.get("line") for line in lines[1:]] == [2, 3, 4]
+    assert [line["error"]["message"] for line in lines[1:]] == [
+        "the line is not UTF-8 text", 'expected a JSON object such as {"question": "..."}', "the line is not UTF-8 text"]
+    assert result.exit_code == 1
+    text = run_cli("ask", "--batch", batch, "--dry-run").output
+    assert "[line 2] Error: the line is not UTF-8 text" in text
+
+
 def test_ask_records_unless_dry_run(run_cli, service):
     run_cli("ask", "完全无关的问题：明天会下雨吗", "--dry-run")
     assert service.store.counts()["queries_logged"] == 0
