@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -29,7 +31,7 @@ from .corpus import (
 )
 from .build import build_index, default_workers
 from .dense import CORPUS_MODEL_NAME, Embedder, train_corpus_model
-from .errors import InvalidInput, NotFound, ParseError, QAError
+from .errors import IndexMismatch, InvalidInput, NotFound, ParseError, QAError
 from .index import BuiltIndex, Passage, article_text, current_build_id, load_index
 from .retrieval import Retriever, Weights
 from .static_embedder import load_embedder
@@ -52,6 +54,9 @@ class IngestReport:
 
 
 MODEL_TRAINING_PASSAGES = 10_000  # see QAService._corpus_model
+RELOAD_RETRY_S = 10.0  # see QAService.retriever
+
+log = logging.getLogger(__name__)
 
 
 class QAService:
@@ -66,6 +71,7 @@ class QAService:
         self._retriever: Retriever | None = None
         self._loaded_build: str | None = None
         self._answers_revision = None
+        self._unreadable_build: tuple[str | None, float] = (None, 0.0)  # a build that failed to load, and when to try again
         self._lock = threading.RLock()
 
     # ---- ingest -------------------------------------------------------------
@@ -342,19 +348,21 @@ class QAService:
         return self._analyzer
 
     def retriever(self) -> Retriever:
-        """The retriever over the current index, reloaded when a new build or answer change appears."""
+        """The retriever over the current index, reloaded when a new build or answer change appears.
+
+        A new build that cannot be read (damaged, or not yet all there on a shared disk) leaves the
+        loaded one answering; it is tried again after RELOAD_RETRY_S."""
         with self._lock:
             build_id = current_build_id(self.home)
-            if self._retriever is None or build_id != self._loaded_build:
-                index = load_index(self.home)
-                embedder = self._embedder or self._embedder_for(index)
-                if self._analyzer is not None and self._analyzer.dictionary.fingerprint() != index.manifest.get("dictionary_hash"):
-                    self._analyzer = None  # built elsewhere with a changed dictionary: tokenise questions the same way
-                analyzer = self.analyzer()
-                analyzer.use_homophones(index.homophones)
-                self._retriever = Retriever(index, analyzer, embedder, Weights())
-                self._loaded_build = index.build_id
-                self._answers_revision = None
+            unreadable, retry_at = self._unreadable_build
+            if self._retriever is None or (build_id != self._loaded_build and (build_id != unreadable or time.monotonic() >= retry_at)):
+                try:
+                    self._load_retriever()
+                except IndexMismatch as exc:
+                    if self._retriever is None:
+                        raise
+                    self._unreadable_build = (build_id, time.monotonic() + RELOAD_RETRY_S)
+                    log.warning("still answering from build %s: %s", self._loaded_build, exc)
             revision = self.store.answers_revision()
             if revision != self._answers_revision:
                 answers = self.approved_answers()
@@ -362,11 +370,20 @@ class QAService:
                 self._answers_revision = revision
             return self._retriever
 
+    def _load_retriever(self) -> None:
+        index = load_index(self.home)
+        embedder = self._embedder or self._embedder_for(index)
+        if self._analyzer is not None and self._analyzer.dictionary.fingerprint() != index.manifest.get("dictionary_hash"):
+            self._analyzer = None  # built elsewhere with a changed dictionary: tokenise questions the same way
+        analyzer = self.analyzer()
+        analyzer.use_homophones(index.homophones)
+        self._retriever = Retriever(index, analyzer, embedder, Weights())
+        self._loaded_build = index.build_id
+        self._answers_revision = None
+
     def _embedder_for(self, index: BuiltIndex) -> Embedder:
         name = index.manifest["embedder"]
         if self.settings.embed_model and self.settings.embed_model != name:
-            from .errors import IndexMismatch
-
             raise IndexMismatch(
                 f"the index was built with {name!r} but QA_EMBED_MODEL is {self.settings.embed_model!r}: "
                 'run "qa build" again'

@@ -114,3 +114,41 @@ def test_a_damaged_or_missing_index_file_is_an_error_naming_it_with_what_to_do(s
     (folder / "passages.jsonl").write_text("".join(lines[:-1]), "utf-8")  # cut at a line's end: still a damaged index
     with pytest.raises(IndexMismatch, match=r"damaged or incomplete \(passages.jsonl\)"):
         load_index(service.home)
+
+
+def test_a_new_build_that_cannot_be_read_leaves_the_loaded_one_answering(service, make_service, monkeypatch, caplog):
+    import qa_engine.service as service_module
+
+    question, day = "偶然所得的税率是多少", "2026-06-01"
+    server = make_service(home=service.home)  # a running server: it answers from the build it loaded
+    before = server.ask(question, as_of=day, record=False)
+    loads = []
+    monkeypatch.setattr(service_module, "load_index", lambda home: loads.append(home) or load_index(home))
+
+    def new_build(damaged: bool) -> tuple[str, bytes]:
+        service.build()
+        build = current_build_id(service.home)
+        faiss_file = service.home / "indexes" / build / "dense.faiss"
+        whole = faiss_file.read_bytes()
+        if damaged:
+            faiss_file.write_bytes(whole[:10])
+        return build, whole
+
+    monkeypatch.setattr(service_module, "RELOAD_RETRY_S", 3600.0)
+    first = server._loaded_build
+    new_build(damaged=True)
+    with caplog.at_level("WARNING"):
+        assert server.ask(question, as_of=day, record=False) == before
+    assert f"still answering from build {first}: the index at" in caplog.text and "damaged or incomplete (dense.faiss)" in caplog.text
+    assert server.ask(question, as_of=day, record=False) == before and len(loads) == 1, "not tried again on every ask"
+
+    good, _ = new_build(damaged=False)
+    assert server.ask(question, as_of=day, record=False) == before and server._loaded_build == good, "a newer build: at once"
+
+    monkeypatch.setattr(service_module, "RELOAD_RETRY_S", 0.0)
+    late, whole = new_build(damaged=True)
+    server.ask(question, as_of=day, record=False)
+    assert server._loaded_build == good
+    (service.home / "indexes" / late / "dense.faiss").write_bytes(whole)  # the rest of it arrives
+    assert server.ask(question, as_of=day, record=False) == before and server._loaded_build == late
+    assert len(loads) == 4
