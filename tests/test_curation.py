@@ -1,3 +1,5 @@
+import csv
+import io
 import json
 
 import openpyxl
@@ -165,8 +167,8 @@ def test_an_invalid_row_imports_nothing_unless_skip_invalid(run_cli, service, tm
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".xlsx"])
 def test_export_then_import_changes_nothing(run_cli, service, tmp_path, suffix):
-    tricky = {**ANSWER, "question": "公式开头的答复", "answer": "=百分之二十，不是公式", "effective_from": "2019-01-01",
-              "alternatives": ["带,逗号的问法", "带\"引号\"的问法"]}
+    tricky = {**ANSWER, "question": "@公式开头的答复", "answer": "=百分之二十，不是公式", "effective_from": "2019-01-01",
+              "alternatives": ["带,逗号的问法", "带\"引号\"的问法"], "category": "'=本来就带撇号"}
     for data in (ANSWER, tricky):
         service.approve_answer(service.add_answer(data, by="王芳")["id"], by="王芳")
     before = service.list_answers()
@@ -175,6 +177,18 @@ def test_export_then_import_changes_nothing(run_cli, service, tmp_path, suffix):
     result = json.loads(run_cli("answers", "import", file, "--by", "李明", "--json").output)
     assert (result["created"], result["updated"], len(result["unchanged"])) == ([], [], 2)
     assert service.list_answers() == before
+
+
+def test_a_csv_export_holds_no_cell_a_spreadsheet_would_run(run_cli, service, tmp_path):
+    hostile = {**ANSWER, "question": '=HYPERLINK("http://example.com/x", "点这里")', "answer": "+1-2", "category": "-个税",
+               "alternatives": ["@SUM(A1:A9)"]}
+    service.add_answer(hostile, by="王芳")
+    file = tmp_path / "answers.csv"
+    run_cli("answers", "export", file)
+    rows = list(csv.reader(io.StringIO(file.read_text("utf-8-sig"), newline="")))
+    cells = [cell for row in rows[1:] for cell in row if cell]
+    assert not [cell for cell in cells if cell[0] in "=+-@\t\r"]
+    assert "'=HYPERLINK(\"http://example.com/x\", \"点这里\")" in cells and "'+1-2" in cells
 
 
 def test_imported_edits_keep_status_and_check_the_exported_version(run_cli, service, tmp_path):
