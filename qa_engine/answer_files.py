@@ -4,10 +4,8 @@ In CSV and Excel one answer is one row; alternatives are separated by ``|`` and 
 by ``;`` (``个人所得税法 第六条; 个人所得税法实施条例 第六条``). Excel cells holding a formula
 are rejected (paste values instead): a formula's cached value may be missing or out of date,
 so reading it would silently import something nobody saw. Exports write every cell as text,
-so an answer beginning with ``=`` stays text, and an export imports back unchanged. In CSV, which
-has no cell types, a cell that a spreadsheet would run as a formula (one beginning with ``=``,
-``+``, ``-``, ``@``, a tab or a carriage return: a caller's question can reach an answer through
-the expert queue) is written after an apostrophe, as Excel marks text; reading a CSV removes it.
+so an answer beginning with ``=`` stays text, and an export imports back unchanged. CSV has no
+cell types: there a cell a spreadsheet would run is written after an apostrophe (corpus.to_csv_cell).
 """
 
 from __future__ import annotations
@@ -19,12 +17,11 @@ import os
 from datetime import date, datetime
 from pathlib import Path
 
-from .corpus import parse_citation_list, read_text
+from .corpus import from_csv_cell, parse_citation_list, read_text, to_csv_cell
 from .curation import EXPORT_COLUMNS
 from .errors import InvalidInput, ParseError, QAError
 
 FORMATS = (".jsonl", ".csv", ".xlsx")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def file_format(path: Path) -> str:
@@ -76,7 +73,7 @@ def _csv_table(text: str, where: str) -> list[tuple[int, list]]:
     table: list[tuple[int, list]] = []
     try:
         for cells in reader:
-            table.append((reader.line_num, [_from_csv_cell(cell) for cell in cells]))
+            table.append((reader.line_num, [from_csv_cell(cell) for cell in cells]))
     except csv.Error as exc:
         row = table[-1][0] + 1 if table else 1
         raise ParseError(f"{where} row {row}: not readable as CSV ({exc})") from None
@@ -177,21 +174,13 @@ def write_rows(path: Path, answers: list[dict]) -> None:
             with open(scratch, "w", encoding="utf-8-sig", newline="") as out:  # BOM: Excel reads it as UTF-8
                 writer = csv.writer(out)
                 writer.writerow(EXPORT_COLUMNS)
-                writer.writerows([_to_csv_cell(cell) for cell in _cells(a)] for a in answers)
+                writer.writerows([to_csv_cell(cell) for cell in _cells(a)] for a in answers)
         else:
             _write_xlsx(scratch, answers)
         os.replace(scratch, path)
     except OSError as exc:
         scratch.unlink(missing_ok=True)
         raise InvalidInput(f"{path}: cannot write ({exc.strerror})") from None
-
-
-def _to_csv_cell(text: str) -> str:
-    return f"'{text}" if text.lstrip("'").startswith(FORMULA_START) else text
-
-
-def _from_csv_cell(text: str) -> str:
-    return text[1:] if text.startswith("'") and text.lstrip("'").startswith(FORMULA_START) else text
 
 
 def _cells(answer: dict) -> list[str]:

@@ -332,13 +332,27 @@ def parse_answers_csv(text: str, where: str) -> list[ApprovedAnswer]:
     number = 1
     try:
         for number, row in enumerate(reader, start=2):
-            row = {k: (v or "").strip() for k, v in row.items() if k}
+            row = {k: from_csv_cell(v or "").strip() for k, v in row.items() if k}
             row["alternatives"] = [a.strip() for a in row.get("alternatives", "").split("|") if a.strip()]
             row["citations"] = parse_citation_list(row.get("citations", ""), f"{where} row {number}")
             answers.append(answer_from_dict(row, f"{where} row {number}"))
     except csv.Error as exc:
         raise ParseError(f"{where} row {number + 1}: not readable as CSV ({exc})") from None
     return answers
+
+
+# A CSV cell a spreadsheet would run as a formula is written after an apostrophe, Excel's text mark
+# (answer_files.write_rows), and read back without it. A caller's question can reach an answer
+# through the expert queue, so exports must not carry formulas.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def to_csv_cell(text: str) -> str:
+    return f"'{text}" if text.lstrip("'").startswith(FORMULA_START) else text
+
+
+def from_csv_cell(text: str) -> str:
+    return text[1:] if text.startswith("'") and text.lstrip("'").startswith(FORMULA_START) else text
 
 
 def parse_citation_list(text: str, where: str) -> list[dict]:

@@ -5,6 +5,7 @@ import json
 import openpyxl
 import pytest
 
+from qa_engine.corpus import parse_answers_file
 from qa_engine.errors import Conflict, InvalidInput, NotFound
 
 ANSWER = {
@@ -189,6 +190,8 @@ def test_a_csv_export_holds_no_cell_a_spreadsheet_would_run(run_cli, service, tm
     cells = [cell for row in rows[1:] for cell in row if cell]
     assert not [cell for cell in cells if cell[0] in "=+-@\t\r"]
     assert "'=HYPERLINK(\"http://example.com/x\", \"点这里\")" in cells and "'+1-2" in cells
+    (ingested,) = parse_answers_file(file)  # qa ingest reads the export as it was written
+    assert (ingested.question, ingested.answer, ingested.alternatives) == (hostile["question"], "+1-2", ["@SUM(A1:A9)"])
 
 
 def test_imported_edits_keep_status_and_check_the_exported_version(run_cli, service, tmp_path):
