@@ -43,8 +43,8 @@ def backup(home: Path, live: sqlite3.Connection, dest: Path) -> dict:
         raise InvalidInput(f"{dest} already exists and is not empty: give a new folder for the backup")
     partial = dest.with_name(dest.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     try:
+        partial.mkdir(parents=True)
         with sqlite3.connect(partial / DATABASE) as copy:
             live.backup(copy)
         copy.close()
@@ -58,10 +58,18 @@ def backup(home: Path, live: sqlite3.Connection, dest: Path) -> dict:
         if dest.exists():
             dest.rmdir()
         os.replace(partial, dest)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(exc, (OSError, sqlite3.OperationalError)):  # a full disk, a folder not writable
+            raise BackupError(f"cannot write the backup to {dest} ({_reason(exc)}); nothing was left there") from None
         raise
     return manifest
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, shutil.Error):  # copytree lists each file's failure: "[Errno 28] No space left on device: 'a' -> 'b'"
+        return str(exc.args[0][0][2]).split(": '", 1)[0]
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def _copy_index(home: Path, build_id: str, partial: Path) -> tuple[dict, str | None]:

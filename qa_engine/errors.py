@@ -54,6 +54,15 @@ class DatabaseDamaged(QAError):
                          'it, then bring back the last backup with "qa restore BACKUP"')
 
 
+class DiskFull(QAError):
+    code = "disk_full"
+    http_status = 503
+
+    def __init__(self, path):
+        super().__init__(f"the disk holding {path} is full: the change under way was not stored (those before it were); "
+                         "free some space and run the command again")
+
+
 class Unauthorized(QAError):
     """No API key, or one that is unknown or revoked (HTTP 401)."""
 

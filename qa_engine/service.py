@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import re
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -256,12 +257,17 @@ class QAService:
         with self._lock:
             self._analyzer = None  # pick up dictionary changes made since (qa terms / qa synonyms)
         analyzer = self.analyzer()
-        embedder = self._embedder or self._configured_embedder(count, analyzer, notify)
-        workers = workers or default_workers(count)
-        notify(f"indexing {count} passages with {Path(embedder.name).name}"
-               + (f" in {workers} worker processes" if workers > 1 else ""))
-        report = build_index(self.home, self.iter_passages(), count, analyzer, embedder, dense_kind, workers, progress,
-                             scope_examples=self._scope_examples())
+        try:
+            embedder = self._embedder or self._configured_embedder(count, analyzer, notify)
+            workers = workers or default_workers(count)
+            notify(f"indexing {count} passages with {Path(embedder.name).name}"
+                   + (f" in {workers} worker processes" if workers > 1 else ""))
+            report = build_index(self.home, self.iter_passages(), count, analyzer, embedder, dense_kind, workers, progress,
+                                 scope_examples=self._scope_examples())
+        except OSError as exc:  # the disk full, a folder not writable: what was built so far is gone
+            current = current_build_id(self.home)
+            raise QAError(f"cannot build in {self.home}: {exc.strerror or exc}; "
+                          + (f"build {current} still answers" if current else "no index was built")) from None
         manifest = json.loads((report.folder / "manifest.json").read_text("utf-8"))
         with self._lock:
             self._loaded_build = None
@@ -333,7 +339,11 @@ class QAService:
             scratch = folder.with_name(folder.name + ".tmp")
             of_all = f" (a sample of the {count})" if len(texts) < count else ""
             notify(f"training the offline embedding model on {len(texts)} passages{of_all} and {len(pairs)} pairs (a few minutes)")
-            train_corpus_model(texts, pairs, scratch)
+            try:
+                train_corpus_model(texts, pairs, scratch)
+            except BaseException:
+                shutil.rmtree(scratch, ignore_errors=True)  # half a model is only in the way
+                raise
             scratch.replace(folder)
         return folder
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .corpus import ApprovedAnswer, Citation, Document
-from .errors import DatabaseDamaged
+from .errors import DatabaseDamaged, DiskFull
 
 
 def _import_sqlite_utils():
@@ -184,12 +184,15 @@ class Store:
             self._depth = 1
             try:
                 yield
-            except BaseException:
-                self._depth = 0
-                self.db.execute("ROLLBACK")
+                self.db.execute("COMMIT")
+            except BaseException as exc:
+                if self.db.conn.in_transaction:  # SQLite may have rolled back already (a full disk)
+                    self.db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorname == "SQLITE_FULL":
+                    raise DiskFull(self.path) from None
                 raise
-            self._depth = 0
-            self.db.execute("COMMIT")
+            finally:
+                self._depth = 0
 
     def close(self) -> None:
         """Close every thread's connection (check_same_thread=False lets this thread close them)."""

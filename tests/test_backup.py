@@ -60,6 +60,18 @@ def test_a_damaged_database_is_one_clear_error_and_its_advice_brings_the_answers
     assert answers_to(again) == before
 
 
+def test_a_backup_that_cannot_be_written_says_why_and_leaves_nothing(curated, tmp_path, monkeypatch):
+    import shutil
+
+    def full_disk(source, target, **options):
+        raise shutil.Error([(str(source), str(target), "[Errno 28] No space left on device: 'a' -> 'b'")])
+
+    monkeypatch.setattr(shutil, "copytree", full_disk)
+    with pytest.raises(BackupError, match=r"cannot write the backup to .*backup \(\[Errno 28\] No space left on device\); nothing was left there"):
+        curated.backup(tmp_path / "backup")
+    assert not (tmp_path / "backup").exists() and not (tmp_path / "backup.partial").exists()
+
+
 def test_restore_over_a_changed_knowledge_base_brings_back_the_old_answers(curated, tmp_path):
     before = answers_to(curated)
     curated.backup(tmp_path / "backup")

@@ -15,8 +15,10 @@ from scipy import sparse
 
 import qa_engine.build
 import qa_engine.cli
+import qa_engine.index
 import qa_engine.service
 from qa_engine.build import _DenseFiller, build_index, default_workers
+from qa_engine.config import Settings
 from qa_engine.errors import QAError
 from qa_engine.index import current_build_id, load_index
 from qa_engine.index import passage_text
@@ -111,6 +113,20 @@ def test_a_killed_worker_fails_the_build_with_a_clear_error_and_keeps_the_curren
     assert service.ask("偶然所得税率是多少", record=False)["answers"]
 
 
+def test_a_full_disk_fails_the_build_with_one_clear_error_and_keeps_the_current_index(service, monkeypatch):
+    before = current_build_id(service.home)
+
+    def no_space(self, passages):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(qa_engine.index.IndexWriter, "add_passages", no_space)
+    with pytest.raises(QAError, match=rf"cannot build in .*: No space left on device; build {before} still answers"):
+        service.build()
+    assert current_build_id(service.home) == before
+    assert not list((service.home / "indexes").glob("*.tmp"))
+    assert service.ask("偶然所得税率是多少", record=False)["answers"]
+
+
 def _parent(pid: str) -> int | None:
     try:
         with open(f"/proc/{pid}/stat") as stat:
@@ -183,6 +199,21 @@ def test_corpus_model_trains_on_an_even_sample_of_a_large_corpus(make_service, s
     assert texts == [all_texts[n] for n in (0, 2, 5, 7)]  # 10 articles, 4 evenly spaced
     cited = next(text for text in all_texts if "第三条" in text and "示例个人所得税法" in text)
     assert (XSS_ANSWER["question"], f"{XSS_ANSWER['answer']} {cited}") in pairs  # the cited article, sampled or not
+
+
+def test_a_model_whose_training_fails_leaves_no_half_model_behind(small_laws, tmp_path, monkeypatch, static_model):
+    svc = qa_engine.service.QAService(Settings.from_env(environ={}, home=tmp_path / "home"))  # no embedder given: it trains one
+    assert svc.ingest([small_laws]).errors == []
+
+    def train_until_the_disk_is_full(passages, pairs, output_dir, **options):
+        shutil.copytree(static_model[0], output_dir)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(qa_engine.service, "train_corpus_model", train_until_the_disk_is_full)
+    with pytest.raises(QAError, match="cannot build in .*: No space left on device; no index was built"):
+        svc.build()
+    assert list((svc.home / "models").iterdir()) == []
+    svc.store.close()
 
 
 KILLED_BUILD = """

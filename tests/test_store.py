@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parent.parent / "qa_engine"
 # Formatted SQL that holds no input: fixed table names from the code, the schema version, and
 # column names that are keyword arguments in the code (queue and complaint events); values are "?".
@@ -42,3 +44,22 @@ def test_articles_read_a_batch_at_a_time_are_the_articles_in_index_order(service
     assert list(service.store.iter_articles(batch=3)) == articles
     assert service.store.article_count() == len(articles) == 10
     assert [p.id for p in service.iter_passages()] == [a["id"] for a in articles]
+
+
+def test_a_full_disk_is_one_clear_error_and_stores_nothing_of_the_change(service, small_laws, tmp_path):
+    from qa_engine.errors import DiskFull
+
+    before = service.store.counts()
+    pages = service.store.db.execute("PRAGMA page_count").fetchone()[0]
+    assert service.store.db.execute(f"PRAGMA max_page_count = {pages}").fetchone() == (pages,)  # this connection may not grow the file: as a full disk
+    law = tmp_path / "more" / "示例车船税法(2011-02-25).md"
+    law.parent.mkdir()
+    law.write_text("# 中华人民共和国示例车船税法\n2011年2月25日 通过\n<!-- INFO END -->\n"
+                   "第一条 " + "车船税的纳税人应当依照本法缴纳车船税。" * 2000 + "\n", "utf-8")
+    with pytest.raises(DiskFull, match=r"the disk holding .*knowledge.db is full: the change under way was not stored"):
+        service.ingest([law.parent])
+    assert service.store.counts() == before
+    assert not service.store.db.conn.in_transaction
+    service.store.db.execute(f"PRAGMA max_page_count = {pages * 100}")  # space freed
+    assert service.ingest([law.parent]).errors == []
+    assert service.store.counts()["documents"] == before["documents"] + 1
