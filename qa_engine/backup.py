@@ -140,20 +140,29 @@ def restore(home: Path, live: sqlite3.Connection, src: Path, force: bool = False
         raise BackupError(f"{src} was made by a newer qa_engine (schema {version}, this one reads up to {ours})")
 
     kept = None
-    if any(current.values()):
-        kept = home / "replaced" / time.strftime("%Y%m%dT%H%M%S")
-        kept.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(kept / DATABASE) as aside:
-            live.backup(aside)
-        aside.close()
-    with sqlite3.connect(src / DATABASE) as source:
-        source.backup(live)
-    source.close()
+    try:
+        if any(current.values()):
+            kept = home / "replaced" / time.strftime("%Y%m%dT%H%M%S")
+            kept.mkdir(parents=True, exist_ok=True)
+            with sqlite3.connect(kept / DATABASE) as aside:
+                live.backup(aside)
+            aside.close()
+        with sqlite3.connect(src / DATABASE) as source:
+            source.backup(live)  # one transaction: the whole backup or nothing
+        source.close()
+    except (OSError, sqlite3.OperationalError) as exc:
+        if kept is not None:
+            shutil.rmtree(kept, ignore_errors=True)
+        raise BackupError(f"cannot restore into {home} ({_reason(exc)}): nothing was changed") from None
     index = manifest.get("index")
-    if index is not None:
-        _restore_index(home, src, manifest)
-    else:
-        (home / CURRENT_POINTER).unlink(missing_ok=True)
+    try:
+        if index is not None:
+            _restore_index(home, src, manifest)
+        else:
+            (home / CURRENT_POINTER).unlink(missing_ok=True)
+    except OSError as exc:
+        raise BackupError(f"the knowledge base was restored but not its index ({_reason(exc)}): "
+                          'free some space and run "qa build"') from None
     return {"documents": manifest["database"]["documents"], "answers": manifest["database"]["answers"],
             "index": index["build_id"] if index else None, "replaced": str(kept) if kept else None}
 
@@ -163,14 +172,12 @@ def _restore_index(home: Path, src: Path, manifest: dict) -> None:
     model = manifest.get("model")
     if model and not (home / "models" / model).exists():
         scratch = home / "models" / f"{model}.restoring"
-        shutil.rmtree(scratch, ignore_errors=True)
-        shutil.copytree(src / "models" / model, scratch)
+        _copy_whole(src / "models" / model, scratch)
         os.replace(scratch, home / "models" / model)
     target = home / "indexes" / build_id
     if not target.exists():
         scratch = home / "indexes" / f"{build_id}.restoring"
-        shutil.rmtree(scratch, ignore_errors=True)
-        shutil.copytree(src / "indexes" / build_id, scratch)
+        _copy_whole(src / "indexes" / build_id, scratch)
         if model:  # older indexes named the model by its absolute path in the home it came from
             index_manifest = json.loads((scratch / "manifest.json").read_text("utf-8"))
             index_manifest["embedder"] = f"models/{model}"
@@ -179,6 +186,16 @@ def _restore_index(home: Path, src: Path, manifest: dict) -> None:
     pointer = home / f"{CURRENT_POINTER}.tmp"
     pointer.write_text(build_id, "utf-8")
     os.replace(pointer, home / CURRENT_POINTER)
+
+
+def _copy_whole(source: Path, scratch: Path) -> None:
+    """Copy a folder to ``scratch``, or leave nothing there."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        shutil.copytree(source, scratch)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
 
 
 def _sha256(path: Path) -> str:

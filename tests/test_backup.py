@@ -72,6 +72,25 @@ def test_a_backup_that_cannot_be_written_says_why_and_leaves_nothing(curated, tm
     assert not (tmp_path / "backup").exists() and not (tmp_path / "backup.partial").exists()
 
 
+def test_a_restore_whose_index_cannot_be_written_says_so_and_leaves_no_half_copy(curated, make_service, tmp_path, monkeypatch):
+    import shutil
+
+    curated.backup(tmp_path / "backup")
+    copy = shutil.copytree
+
+    def copy_until_the_disk_is_full(source, target, **options):
+        copy(source, target, **options)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copytree", copy_until_the_disk_is_full)
+    other = make_service(home=tmp_path / "elsewhere")
+    with pytest.raises(BackupError, match=r"the knowledge base was restored but not its index \(No space left on device\): "
+                                          r"free some space and run \"qa build\""):
+        other.restore(tmp_path / "backup")
+    assert other.stats()["documents"] == curated.stats()["documents"]
+    assert not list((tmp_path / "elsewhere").rglob("*.restoring"))
+
+
 def test_restore_over_a_changed_knowledge_base_brings_back_the_old_answers(curated, tmp_path):
     before = answers_to(curated)
     curated.backup(tmp_path / "backup")
