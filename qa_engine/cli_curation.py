@@ -729,6 +729,39 @@ def report(ctx, since, out, as_json):
         click.echo(f"\nHTML report: {data['html']}")
 
 
+# ---- qa log ------------------------------------------------------------------------
+
+
+@click.group("log")
+def log_group():
+    """The log of asked questions and their feedback (personal data redacted before it is written).
+
+    \b
+    Example:
+        qa log prune --older-than 180d
+    """
+
+
+@log_group.command("prune")
+@click.option("--older-than", required=True, help="Forget what was logged before this: 180d, 26w, or a date YYYY-MM-DD.")
+@AS_JSON
+@click.pass_context
+def log_prune(ctx, older_than, as_json):
+    """Forget the questions and feedback logged before a point in time, to keep the log within a
+    retention period (qa report covers what is left). Expert-queue items and complaint cases stay.
+    Safe while the server runs: rows go a batch at a time.
+
+    \b
+    Example:
+        qa log prune --older-than 180d
+    """
+    result = _service(ctx).prune_log(older_than)
+    if as_json:
+        _emit(result)
+    else:
+        click.echo(f"forgot {result['questions']} question(s) and {result['feedback']} feedback entr(ies) logged before {result['before']}")
+
+
 # ---- qa keys -----------------------------------------------------------------------
 
 
@@ -803,5 +836,5 @@ def keys_revoke(ctx, name, by):
 
 
 def register(cli: click.Group) -> None:
-    for command in (answers, queue, complaints, terms, synonyms, report, keys):
+    for command in (answers, queue, complaints, terms, synonyms, report, log_group, keys):
         cli.add_command(command)

@@ -26,7 +26,7 @@ SIMILARITY = 0.8
 TOP = 10
 
 
-def parse_since(value: str, now: datetime | None = None) -> datetime:
+def parse_since(value: str, now: datetime | None = None, option: str = "--since") -> datetime:
     """'7d', '24h', '2w' before now, or a date YYYY-MM-DD."""
     now = now or datetime.now(timezone.utc)
     text = (value or "").strip().lower()
@@ -37,10 +37,10 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
     try:
         return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
     except ValueError:
-        raise InvalidInput(f"--since must look like 7d, 24h, 2w or 2026-11-01, got {value!r}") from None
+        raise InvalidInput(f"{option} must look like 7d, 24h, 2w or 2026-11-01, got {value!r}") from None
 
 
-def _stamp(moment: datetime) -> str:
+def utc_stamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -86,8 +86,8 @@ def build_report(service, since: str, threshold: float | None = None) -> dict:
     start = parse_since(since)
     threshold = service.settings.threshold if threshold is None else threshold
     db = service.store.db
-    queries = db.execute_returning_dicts("SELECT * FROM query_log WHERE at >= ? ORDER BY at", [_stamp(start)])
-    feedback = db.execute_returning_dicts("SELECT * FROM feedback WHERE at >= ? ORDER BY at", [_stamp(start)])
+    queries = db.execute_returning_dicts("SELECT * FROM query_log WHERE at >= ? ORDER BY at", [utc_stamp(start)])
+    feedback = db.execute_returning_dicts("SELECT * FROM feedback WHERE at >= ? ORDER BY at", [utc_stamp(start)])
     titles = {a["id"]: a["question"] for a in service.store.answers()}
 
     clusters = []
@@ -113,11 +113,11 @@ def build_report(service, since: str, threshold: float | None = None) -> dict:
     negatives = Counter(f["answer_id"] for f in feedback if not f["helpful"])
     approved_since = db.execute_returning_dicts(
         "SELECT answer_id, version, by, at FROM answer_versions WHERE at >= ? AND change LIKE '%approved%' ORDER BY at",
-        [_stamp(start)],
+        [utc_stamp(start)],
     )
     return {
-        "since": _stamp(start),
-        "until": _stamp(datetime.now(timezone.utc)),
+        "since": utc_stamp(start),
+        "until": utc_stamp(datetime.now(timezone.utc)),
         "questions": len(queries),
         "route_mix": dict(Counter(q["route"] for q in queries)),
         "confidence_histogram": [int(n) for n in np.histogram([q["confidence"] for q in queries], bins=10, range=(0, 1))[0]],

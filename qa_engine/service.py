@@ -770,6 +770,14 @@ class QAService:
 
         return dictionary_admin.history(self, kind, key)
 
+    def prune_log(self, older_than: str) -> dict:
+        """Forget the questions and feedback logged before ``older_than`` (180d, 26w or a date),
+        to keep the log within a retention period. Expert-queue items and complaint cases stay."""
+        from .report import parse_since, utc_stamp
+
+        cutoff = utc_stamp(parse_since(older_than, option="--older-than"))
+        return {"before": cutoff, **self.store.delete_logged_before(cutoff)}
+
     def report(self, since: str = "7d", out: Path | None = None) -> dict:
         """Hot questions and quality since ``since`` (7d, 24h, 2w or a date); writes HTML to ``out``."""
         from . import report

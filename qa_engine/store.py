@@ -415,6 +415,21 @@ class Store:
                 [utc_now(), question, as_of, route, confidence, top_id],
             ).lastrowid
 
+    def delete_logged_before(self, cutoff: str, batch: int = 10_000) -> dict[str, int]:
+        """Remove the questions and feedback logged before ``cutoff`` (an ISO time), a batch at a
+        time, so a running server's writes wait for one batch at most."""
+        removed = {}
+        for name, statement in (("questions", "DELETE FROM query_log WHERE id IN (SELECT id FROM query_log WHERE at < ? LIMIT ?)"),
+                                ("feedback", "DELETE FROM feedback WHERE id IN (SELECT id FROM feedback WHERE at < ? LIMIT ?)")):
+            removed[name] = 0
+            while True:
+                with self.transaction():
+                    count = self.db.execute(statement, [cutoff, batch]).rowcount
+                removed[name] += count
+                if count < batch:
+                    break
+        return removed
+
     def counts(self) -> dict[str, int]:
         def count(sql: str) -> int:
             return self.db.execute(sql).fetchone()[0]

@@ -63,3 +63,30 @@ def test_empty_period_and_bad_since(run_cli, tmp_path):
     assert "(none)" in out.read_text("utf-8")
     bad = run_cli("report", "--since", "yesterday")
     assert (bad.exit_code, bad.output) == (1, "Error: --since must look like 7d, 24h, 2w or 2026-11-01, got 'yesterday'\n")
+
+
+def test_log_prune_forgets_what_is_older_than_the_retention_period_and_keeps_cases(service, run_cli):
+    for question in ["偶然所得的税率是多少", "股票期权怎么交税", "我要举报虚开发票"]:
+        answered = service.ask(question)
+    service.record_feedback(answered["answers"][0]["id"], True, answered["query_id"])
+    db = service.store.db
+    with service.store.transaction():  # the first two questions and the feedback were asked a year ago
+        db.execute("UPDATE query_log SET at = '2025-11-01T08:00:00Z' WHERE id IN (SELECT id FROM query_log ORDER BY id LIMIT 2)")
+        db.execute("UPDATE feedback SET at = '2025-11-01T08:00:00Z'")
+    before = service.store.counts()
+    result = run_cli("log", "prune", "--older-than", "180d", "--json")
+    assert result.exit_code == 0, result.output
+    assert {k: v for k, v in json.loads(result.output).items() if k != "before"} == {"questions": 2, "feedback": 1}
+    after = service.store.counts()
+    assert after["queries_logged"] == before["queries_logged"] - 2
+    assert (after["queue_open"], after["complaints_open"]) == (before["queue_open"], before["complaints_open"])
+    assert [row[0] for row in db.execute("SELECT question FROM query_log")] == ["我要举报虚开发票"]
+    bad = run_cli("log", "prune", "--older-than", "last year")
+    assert (bad.exit_code, bad.output) == (1, "Error: --older-than must look like 7d, 24h, 2w or 2026-11-01, got 'last year'\n")
+    assert service.store.counts() == after
+    for _ in range(2):
+        service.ask("偶然所得的税率是多少")
+    with service.store.transaction():
+        db.execute("UPDATE query_log SET at = '2025-11-01T08:00:00Z'")
+    assert service.store.delete_logged_before("2025-12-01T00:00:00Z", batch=2) == {"questions": 3, "feedback": 0}
+    assert service.store.counts()["queries_logged"] == 0
