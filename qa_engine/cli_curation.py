@@ -715,12 +715,10 @@ def report(ctx, since, out, as_json):
     Example:
         qa report --since 7d --out report.html
     """
-    from datetime import date
-
     from .report import summary_text
 
     svc = _service(ctx)
-    out = out or svc.home / "reports" / f"report-{date.today().isoformat()}.html"
+    out = out or svc.home / "reports" / f"report-{svc.today()}.html"
     data = svc.report(since, out)
     if as_json:
         _emit(data)

@@ -13,7 +13,7 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -56,6 +56,7 @@ class IngestReport:
 
 MODEL_TRAINING_PASSAGES = 10_000  # see QAService._corpus_model
 RELOAD_RETRY_S = 10.0  # see QAService.retriever
+CHINA_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")  # no daylight saving
 
 log = logging.getLogger(__name__)
 
@@ -402,7 +403,13 @@ class QAService:
         return load_embedder(str(inside_home) if inside_home.exists() else name)
 
     def today(self) -> str:
-        return date.today().isoformat()
+        """Today in China: a law takes effect on a Beijing date, whatever zone the server's clock is in."""
+        return datetime.now(CHINA_TIME).date().isoformat()
+
+    def _due_at(self) -> str:
+        """When an expert-queue item falls due: working days on from now, counted in China (UTC)."""
+        due = working_days_from(datetime.now(CHINA_TIME), self.settings.queue_due_working_days)
+        return due.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def ask(
         self,
@@ -522,7 +529,7 @@ class QAService:
         top = response["answers"][0]["id"] if response["answers"] else None
         response["query_id"] = self.store.log_query(safe_question, response["as_of"], response["route"], response["confidence"], top)
         if response["route"] == routing.EXPERT:
-            due = working_days_from(datetime.now(), self.settings.queue_due_working_days).strftime("%Y-%m-%dT%H:%M:%SZ")
+            due = self._due_at()
             response["ticket"] = self.store.flag_question(normalise(safe_question), safe_question, response["confidence"], due)
         elif response["route"] == routing.COMPLAINT:
             response["case"] = self.store.add_complaint(safe_question, routing.complaint_category(question), None)
@@ -553,7 +560,7 @@ class QAService:
             raise InvalidInput("name must be non-empty text")
         if not isinstance(phone, str) or not re.fullmatch(r"[0-9+\- ]{5,20}", phone.strip()):
             raise InvalidInput("phone must be a telephone number")
-        due = working_days_from(datetime.now(), self.settings.queue_due_working_days).strftime("%Y-%m-%dT%H:%M:%SZ")
+        due = self._due_at()
         contact = {"name": name.strip(), "phone": phone.strip()}
         return self.store.add_queue_item(question, "callback", contact, due)
 
@@ -599,7 +606,7 @@ class QAService:
         question = self.check_question(question)
         if not isinstance(note, str) or len(note) > self.settings.max_question_chars:
             raise InvalidInput(f"note must be text of at most {self.settings.max_question_chars} characters")
-        due = working_days_from(datetime.now(), self.settings.queue_due_working_days).strftime("%Y-%m-%dT%H:%M:%SZ")
+        due = self._due_at()
         details = {k: v for k, v in {"note": redact(note.strip()), "by": by}.items() if v}
         return self.store.add_queue_item(redact(question), "agent", details or None, due)
 

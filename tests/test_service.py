@@ -307,3 +307,35 @@ def test_a_malformed_article_questions_file_stops_the_build_and_keeps_the_index(
     with pytest.raises(ParseError, match="article_questions.jsonl line 1: questions must be a non-empty list"):
         svc.build()
     assert load_index(svc.home).build_id == before
+
+
+def _clock_at(instant):
+    """A datetime class whose now() is ``instant`` (aware), in whatever zone is asked for."""
+    from datetime import datetime
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return instant.astimezone(tz) if tz else instant.replace(tzinfo=None)
+
+    return Clock
+
+
+def test_today_and_due_dates_are_chinas_whatever_the_servers_clock_zone(service, monkeypatch):
+    from datetime import datetime, timezone
+
+    import qa_engine.service as service_module
+
+    new_year_in_beijing = datetime(2025, 12, 31, 17, 0, tzinfo=timezone.utc)  # 2026-01-01 01:00 in Beijing
+    monkeypatch.setattr(service_module, "datetime", _clock_at(new_year_in_beijing))
+    assert service.today() == "2026-01-01"
+    answer = service.ask("虚开发票怎么处罚", record=False)
+    assert answer["as_of"] == "2026-01-01"
+    cited = {c["doc"]: c["status"] for a in answer["answers"] for c in a["citations"]}
+    assert cited.get("示例发票暂行条例(2011-01-08)") in (None, "superseded") and "示例发票法(2024-12-25)" in cited
+
+    friday_night = datetime(2026, 11, 27, 20, 0, tzinfo=timezone.utc)  # already Saturday 04:00 in Beijing
+    monkeypatch.setattr(service_module, "datetime", _clock_at(friday_night))
+    item = service.request_callback("股票期权怎么交税", "王先生", "13812345678")
+    due = service.store.db.execute("SELECT due_at FROM queue WHERE id = ?", [item]).fetchone()[0]
+    assert due == "2026-11-30T20:00:00Z"  # Tuesday 04:00 in Beijing: two working days, Monday and Tuesday
