@@ -407,7 +407,7 @@ class QAService:
         return datetime.now(CHINA_TIME).date().isoformat()
 
     def _due_at(self) -> str:
-        """When an expert-queue item falls due: working days on from now, counted in China (UTC)."""
+        """When an expert-queue item falls due (as UTC): working days on from now, counted in China."""
         due = working_days_from(datetime.now(CHINA_TIME), self.settings.queue_due_working_days)
         return due.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

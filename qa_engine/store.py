@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .corpus import ApprovedAnswer, Citation, Document
-from .errors import DatabaseDamaged, DiskFull
+from .errors import DatabaseDamaged, DiskFull, QAError
 
 
 def _import_sqlite_utils():
@@ -121,7 +121,10 @@ class Store:
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise QAError(f"cannot make the knowledge base folder {path.parent}: {exc.strerror or exc}") from None
         self._local = threading.local()
         # every live thread's, for close(); a thread's goes (and closes) with the thread
         self._databases: weakref.WeakSet = weakref.WeakSet()
@@ -132,9 +135,11 @@ class Store:
         try:
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            self.close()
             if exc.sqlite_errorname in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
-                self.close()
                 raise DatabaseDamaged(path, str(exc)) from None
+            if exc.sqlite_errorname == "SQLITE_CANTOPEN":
+                raise QAError(f"cannot open the knowledge base {path} ({exc})") from None
             raise
 
     @property

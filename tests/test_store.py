@@ -63,3 +63,15 @@ def test_a_full_disk_is_one_clear_error_and_stores_nothing_of_the_change(service
     service.store.db.execute(f"PRAGMA max_page_count = {pages * 100}")  # space freed
     assert service.ingest([law.parent]).errors == []
     assert service.store.counts()["documents"] == before["documents"] + 1
+
+
+def test_a_home_that_cannot_hold_a_database_is_one_clear_error(tmp_path):
+    from qa_engine.errors import QAError
+    from qa_engine.store import Store
+
+    (tmp_path / "a file").write_text("not a folder")
+    with pytest.raises(QAError, match=r"cannot make the knowledge base folder .*a file"):
+        Store(tmp_path / "a file" / "knowledge.db")
+    (tmp_path / "home" / "knowledge.db").mkdir(parents=True)
+    with pytest.raises(QAError, match=r"cannot open the knowledge base .*knowledge.db \(unable to open database file\)"):
+        Store(tmp_path / "home" / "knowledge.db")
