@@ -135,6 +135,11 @@ class Retriever:
         # the days each passage is in force, [first_day, end_day): checked for all candidates at once
         self.first_day = np.array([p.effective_from or "0001-01-01" for p in index.passages], dtype="datetime64[D]")
         self.end_day = np.array([p.effective_to or OPEN_END for p in index.passages], dtype="datetime64[D]")
+        # passages by id, and every version of each (law, article): what approved answers cite
+        self.passage_number = {p.id: number for number, p in enumerate(index.passages)}
+        self._versions: dict[tuple[str, str], list[int]] = {}
+        for number, p in enumerate(index.passages):
+            self._versions.setdefault((short_title_of(p.doc), p.article), []).append(number)
         # the kinds of question each passage answers, as bits in the order the index lists them
         self._type_bit = {name: 1 << number for number, name in enumerate(index.manifest["answer_types"])}
         self._answer_type_bits = index.answer_types
@@ -148,6 +153,25 @@ class Retriever:
 
     def set_answers(self, answers: list[ApprovedAnswer]) -> None:
         self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder)
+        self._answer_first_day, self._answer_end_day = self._answer_days(answers)
+
+    def cited(self, citation) -> list[int]:
+        """The passages a citation names: the very version it names (doc with its date), else every
+        version of the article."""
+        number = self.passage_number.get(f"{citation.doc}#{citation.article}")
+        return [number] if number is not None else self._versions.get((citation.doc, citation.article), [])
+
+    def _answer_days(self, answers: list[ApprovedAnswer]) -> tuple[np.ndarray, np.ndarray]:
+        """The days each approved answer applies, [first, end): its own dates, within the span of the
+        articles it cites. An answer whose basis was not yet law, or is no longer, does not apply."""
+        own_first = np.array([a.effective_from or "0001-01-01" for a in answers], dtype="datetime64[D]")
+        own_end = np.array([a.effective_to or OPEN_END for a in answers], dtype="datetime64[D]")
+        cited = [[number for c in a.citations for number in self.cited(c)] for a in answers]
+        cited_first = np.array([self.first_day[numbers].min() if numbers else np.datetime64("0001-01-01") for numbers in cited],
+                               dtype="datetime64[D]")
+        cited_end = np.array([self.end_day[numbers].max() if numbers else np.datetime64(OPEN_END) for numbers in cited],
+                             dtype="datetime64[D]")
+        return np.maximum(own_first, cited_first), np.minimum(own_end, cited_end)
 
     def search(self, question: str, as_of: str, top_k: int, channels: tuple[str, ...] = ("bm25", "dense")) -> Retrieval:
         query = self.analyzer.analyse(question)
@@ -256,8 +280,9 @@ class Retriever:
         bm25_best = np.maximum.reduceat(per_phrasing_bm25, answers.first_phrasing)
         dense_best = np.maximum(np.maximum.reduceat(per_phrasing_dense, answers.first_phrasing), 0.0)
         similarity_best = np.maximum.reduceat(similarity, answers.first_phrasing)
-        found = np.flatnonzero((bm25_best > 0) | (dense_best > 0)).tolist()
-        numbers = np.array([n for n in found if answers.answers[n].in_force(as_of)], dtype=np.int64)
+        day = np.datetime64(as_of, "D")
+        applies = (self._answer_first_day <= day) & (day < self._answer_end_day)
+        numbers = np.flatnonzero(((bm25_best > 0) | (dense_best > 0)) & applies)
         return AnswerScores(numbers, *(best[numbers].astype(np.float64) for best in (bm25_best, dense_best, similarity_best)))
 
     def _fuse(self, bm25: np.ndarray, dense: np.ndarray, channels) -> np.ndarray:

@@ -511,14 +511,13 @@ class QAService:
         }
 
     def _passage(self, retriever: Retriever, passage_id: str) -> Passage | None:
-        return _passage_lookup(retriever)[0].get(passage_id)
+        number = retriever.passage_number.get(passage_id)
+        return retriever.index.passages[number] if number is not None else None
 
     def _cited_passage(self, retriever: Retriever, citation: Citation, as_of: str) -> Passage | None:
-        by_id, by_short_title = _passage_lookup(retriever)
-        direct = by_id.get(f"{citation.doc}#{citation.article}") if "#" not in citation.doc else None
-        if direct is not None:
-            return direct
-        versions = by_short_title.get((citation.doc, citation.article), [])
+        """The version of a cited article to show: the one named, else the one in force on ``as_of``
+        (else the latest)."""
+        versions = [retriever.index.passages[number] for number in retriever.cited(citation)]
         live = [p for p in versions if p.in_force(as_of)]
         return max(live or versions, key=lambda p: p.doc) if versions else None
 
@@ -820,21 +819,6 @@ class QAService:
         from . import keys
 
         return keys.authenticate(self, key, roles)
-
-
-def _passage_lookup(retriever: Retriever) -> tuple[dict, dict]:
-    """Passages by id and by (short title, article), made once per loaded index: scanning every
-    passage for each citation cost 10 ms an ask on the real corpus."""
-    lookup = getattr(retriever, "_passage_lookup", None)
-    if lookup is None:
-        by_short_title: dict[tuple[str, str], list[Passage]] = {}
-        for p in retriever.index.passages:
-            by_short_title.setdefault((short_title_of(p.doc), p.article), []).append(p)
-        lookup = ({p.id: p for p in retriever.index.passages}, by_short_title)
-        retriever._passage_lookup = lookup
-    return lookup
-
-
 
 
 def citation_of(passage: Passage, as_of: str) -> dict:

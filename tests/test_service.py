@@ -176,6 +176,24 @@ def test_an_approved_answer_jumps_ahead_of_articles_only_when_a_phrasing_is_clos
     assert approved_score(similarity - 0.01) == pytest.approx(approved_score(similarity + 0.01) + 1.0)
 
 
+def test_an_approved_answer_applies_only_while_an_article_it_cites_is_law(service, tmp_path):
+    answers = tmp_path / "answers.jsonl"
+    lines = [{"question": "虚开发票会被罚款吗", "answer": "会，由税务机关处以罚款。",
+              "citations": [{"doc": "示例发票法", "article": "第二条"}]},  # in force from 2026-01-01
+             {"question": "发票可以卖给别人吗", "answer": "不得非法出售发票。",
+              "citations": [{"doc": "示例发票暂行条例", "article": "第二条"}]}]  # until 2026-01-01
+    answers.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), "utf-8")
+    service.ingest([answers])
+
+    def approved(question: str, day: str) -> list[str]:
+        return [a["title"] for a in service.ask(question, as_of=day, record=False)["answers"] if a["kind"] == "approved"]
+
+    assert approved("虚开发票会被罚款吗", "2026-06-01")[0] == "虚开发票会被罚款吗"
+    assert "虚开发票会被罚款吗" not in approved("虚开发票会被罚款吗", "2025-06-01"), "its law was not yet in force"
+    assert approved("发票可以卖给别人吗", "2025-06-01")[0] == "发票可以卖给别人吗"
+    assert "发票可以卖给别人吗" not in approved("发票可以卖给别人吗", "2026-06-01"), "its regulation was repealed"
+
+
 def test_the_confidence_is_the_logistic_model_of_its_six_features(service):
     explained = service.explain("偶然所得税率是多少")
     features, weights = explained["confidence_features"], explained["weights"]
