@@ -35,7 +35,8 @@ def openapi_document(settings: Settings, server_url: str = "") -> dict:
     def errors(*statuses: int) -> dict:
         texts = {400: "Bad input: the message says what to fix", 401: "No API key, or one not valid or revoked",
                  403: "The API key's role may not use this endpoint", 404: "Not found", 413: "Body too large",
-                 429: "Rate limited", 503: "No index built yet"}
+                 429: "Rate limited",
+                 503: "Not ready: no index built yet, the index or database damaged, or the disk full (the message says which)"}
         return {str(s): {"description": texts[s], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
                 for s in statuses}
 
@@ -91,14 +92,14 @@ def openapi_document(settings: Settings, server_url: str = "") -> dict:
                                 "comment": {"type": ["string", "null"], "maxLength": 1000}}},
                 {"201": {"description": "Recorded", "content": {"application/json": {"schema": {
                     "type": "object", "properties": {"id": {"type": "integer"}}}}}}},
-                400, 413, 429),
+                400, 413, 429, 503),
             "/v1/escalations": post(
                 "Ask the expert team to call back (after the expert route)",
                 {"type": "object", "required": ["question", "name", "phone"], "additionalProperties": False,
                  "properties": {"question": question, "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"},
                                 "phone": {"type": "string", "pattern": r"^\s*[0-9+\- ]{5,20}\s*$"}}},
                 {"201": {"description": "Case number", "content": {"application/json": {"schema": created_case}}}},
-                400, 413, 429),
+                400, 413, 429, 503),
             "/v1/complaints": post(
                 "File a complaint (投诉) or report (举报)",
                 {"type": "object", "required": ["question"], "additionalProperties": False,
@@ -107,14 +108,14 @@ def openapi_document(settings: Settings, server_url: str = "") -> dict:
                                             "properties": {"name": {"type": ["string", "null"], "maxLength": 100},
                                                            "phone": {"type": ["string", "null"], "maxLength": 100}}}}},
                 {"201": {"description": "Case number", "content": {"application/json": {"schema": created_case}}}},
-                400, 413, 429),
+                400, 413, 429, 503),
             "/v1/flags": protected(post(
                 "An agent flags the question on a call to the expert team",
                 {"type": "object", "required": ["question"], "additionalProperties": False,
                  "properties": {"question": question, "note": {"type": ["string", "null"], "maxLength": 1000}}},
                 {"201": {"description": "Expert queue item", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["ticket"], "properties": {"ticket": {"type": "integer"}}}}}}},
-                400, 413, 429)),
+                400, 413, 429, 503)),
             "/healthz": {"get": {"summary": "Ready: the current index is loaded",
                                  "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
                                      "type": "object", "properties": {"status": {"const": "ok"}, "index": {"type": "string"}}}}}},
