@@ -39,10 +39,16 @@ def test_serve_without_an_index_says_what_to_do(tmp_path):
     assert result.output == f'Error: no index has been built in {tmp_path / "empty"}: run "qa build" first\n'
 
 
-def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path):
+def home_naming_a_build(tmp_path: Path) -> Path:
+    """A home whose CURRENT names a build: enough for qa serve's checks before any worker starts."""
     home = tmp_path / "home"
     home.mkdir()
     (home / "CURRENT").write_text("some-build\n")
+    return home
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path):
+    home = home_naming_a_build(tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -53,9 +59,7 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path):
 
 
 def test_serve_over_a_damaged_database_says_so_in_one_line_before_starting_workers(tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "CURRENT").write_text("some-build\n")
+    home = home_naming_a_build(tmp_path)
     (home / "knowledge.db").write_bytes(b"not a database at all")
     result = CliRunner().invoke(cli, ["--home", str(home), "serve", "--port", str(free_port())])
     assert result.exit_code == 1
