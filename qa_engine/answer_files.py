@@ -22,6 +22,7 @@ from .curation import EXPORT_COLUMNS
 from .errors import InvalidInput, ParseError, QAError
 
 FORMATS = (".jsonl", ".csv", ".xlsx")
+MAX_ROWS = 50_000  # answers in one file: a knowledge base holds a few thousand; more means the wrong file
 
 
 def file_format(path: Path) -> str:
@@ -65,6 +66,7 @@ def _jsonl_rows(path: Path) -> tuple[list[tuple[int, dict]], list[dict]]:
             rows.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
             errors.append({"row": number, "error": f"row {number}: invalid JSON ({exc.msg})"})
+        _check_rows(len(rows) + len(errors), str(path))
     return rows, errors
 
 
@@ -74,6 +76,7 @@ def _csv_table(text: str, where: str) -> list[tuple[int, list]]:
     try:
         for cells in reader:
             table.append((reader.line_num, [from_csv_cell(cell) for cell in cells]))
+            _check_rows(len(table) - 1, where)  # the first row is the header
     except csv.Error as exc:
         row = table[-1][0] + 1 if table else 1
         raise ParseError(f"{where} row {row}: not readable as CSV ({exc})") from None
@@ -103,11 +106,19 @@ def _xlsx_table(path: Path) -> list[tuple[int, list]]:
                     else:
                         values.append(cell.value)
                 table.append((number, values))
+                _check_rows(number - 1, str(path))
+        except ParseError:
+            raise
         except Exception as exc:  # a damaged sheet raises XML, zip or value errors from deep inside openpyxl
             raise ParseError(f"{path} row {len(table) + 1}: the workbook is damaged ({type(exc).__name__}: {exc})") from None
         finally:
             workbook.close()
     return table
+
+
+def _check_rows(count: int, where: str) -> None:
+    if count > MAX_ROWS:
+        raise ParseError(f"{where}: more than {MAX_ROWS:,} rows; import the answers in smaller files")
 
 
 class _Formula(str):

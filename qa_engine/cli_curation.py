@@ -12,6 +12,7 @@ import click
 
 BY = click.option("--by", envvar="QA_USER", default="", help="Who makes the change (default $QA_USER); required.")
 AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+SHOWN_ERRORS = 20  # an import's invalid rows printed; --json has them all
 
 
 def _service(ctx):
@@ -282,8 +283,10 @@ def answers_import(ctx, file, skip_invalid, by, as_json):
         if report.applied:
             click.echo(f"{len(report.created)} added as drafts, {len(report.updated)} updated, "
                        f"{len(report.unchanged)} unchanged")
-        for error in report.errors:
+        for error in report.errors[:SHOWN_ERRORS]:
             click.echo(f"Error: {error['error']}", err=True)
+        if len(report.errors) > SHOWN_ERRORS:
+            click.echo(f"Error: {len(report.errors) - SHOWN_ERRORS} more invalid row(s) (--json lists them all)", err=True)
         if report.errors and not report.applied:
             click.echo(f"Error: {file}: {len(report.errors)} invalid row(s); nothing was imported "
                        "(fix them or use --skip-invalid)", err=True)

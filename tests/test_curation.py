@@ -194,6 +194,33 @@ def test_a_csv_export_holds_no_cell_a_spreadsheet_would_run(run_cli, service, tm
     assert (ingested.question, ingested.answer, ingested.alternatives) == (hostile["question"], "+1-2", ["@SUM(A1:A9)"])
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".xlsx"])
+def test_an_import_file_with_more_rows_than_any_knowledge_base_is_refused_while_reading(run_cli, service, tmp_path,
+                                                                                          monkeypatch, suffix):
+    import qa_engine.answer_files
+
+    monkeypatch.setattr(qa_engine.answer_files, "MAX_ROWS", 4)
+    file = tmp_path / f"answers{suffix}"
+    qa_engine.answer_files.write_rows(file, [{**ANSWER, "id": "", "status": "", "version": "", "question": f"问题{n}",
+                                              "alternatives": [], "citations": ANSWER["citations"],
+                                              "effective_from": None, "effective_to": None, "category": ""}
+                                             for n in range(5)])
+    result = run_cli("answers", "import", file, "--by", "王芳")
+    assert (result.exit_code, result.output) == (1, f"Error: {file}: more than 4 rows; import the answers in smaller files\n")
+    assert service.list_answers() == []
+
+
+def test_an_import_lists_the_first_twenty_bad_rows_and_counts_the_rest(run_cli, service, tmp_path):
+    file = tmp_path / "answers.jsonl"
+    file.write_text("".join(json.dumps({**ANSWER, "question": f"问题{n}", "citations": [{"doc": "不存在的法", "article": "第一条"}]},
+                                       ensure_ascii=False) + "\n" for n in range(25)), "utf-8")
+    result = run_cli("answers", "import", file, "--by", "王芳")
+    lines = result.output.splitlines()
+    assert len(lines) == 22 and lines[-2] == "Error: 5 more invalid row(s) (--json lists them all)"
+    assert lines[-1] == f"Error: {file}: 25 invalid row(s); nothing was imported (fix them or use --skip-invalid)"
+    assert len(json.loads(run_cli("answers", "import", file, "--by", "王芳", "--json").output)["errors"]) == 25
+
+
 def test_imported_edits_keep_status_and_check_the_exported_version(run_cli, service, tmp_path):
     answer_id = service.add_answer(ANSWER, by="王芳")["id"]
     service.approve_answer(answer_id, by="王芳")
