@@ -23,6 +23,7 @@ from .errors import InvalidInput, ParseError, QAError
 
 FORMATS = (".jsonl", ".csv", ".xlsx")
 MAX_ROWS = 50_000  # answers in one file: a knowledge base holds a few thousand; more means the wrong file
+MAX_UNPACKED_BYTES = 200 * 1024 * 1024  # a workbook's parts, unzipped: a small file can unpack to gigabytes
 
 
 def file_format(path: Path) -> str:
@@ -84,14 +85,21 @@ def _csv_table(text: str, where: str) -> list[tuple[int, list]]:
 
 
 def _xlsx_table(path: Path) -> list[tuple[int, list]]:
-    from zipfile import BadZipFile
+    from zipfile import BadZipFile, ZipFile
 
     import openpyxl
 
     table = []
     with open(path, "rb") as handle:  # our handle, so a damaged file is closed whatever openpyxl raises
         try:
+            with ZipFile(handle) as archive:  # zipfile reads no member past the size it declares
+                unpacked = sum(member.file_size for member in archive.infolist())
+            if unpacked > MAX_UNPACKED_BYTES:
+                raise ParseError(f"{path}: unpacks to {unpacked // 2**20:,} MiB (at most {MAX_UNPACKED_BYTES // 2**20} MiB): "
+                                 "not a workbook of answers")
             workbook = openpyxl.load_workbook(handle, read_only=True, data_only=False)
+        except ParseError:
+            raise
         except (BadZipFile, OSError, KeyError, ValueError) as exc:
             raise ParseError(f"{path}: cannot read it as an Excel .xlsx workbook ({exc})") from None
         except Exception as exc:  # damaged XML inside the zip: openpyxl lets the parser's own error through

@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+import re
 
 import openpyxl
 import pytest
@@ -208,6 +209,18 @@ def test_an_import_file_with_more_rows_than_any_knowledge_base_is_refused_while_
     result = run_cli("answers", "import", file, "--by", "王芳")
     assert (result.exit_code, result.output) == (1, f"Error: {file}: more than 4 rows; import the answers in smaller files\n")
     assert service.list_answers() == []
+
+
+def test_a_workbook_that_unpacks_to_more_than_any_answers_file_is_refused_before_it_is_read(run_cli, service, tmp_path,
+                                                                                             monkeypatch):
+    import qa_engine.answer_files
+
+    file = tmp_path / "answers.xlsx"
+    qa_engine.answer_files.write_rows(file, [])
+    monkeypatch.setattr(qa_engine.answer_files, "MAX_UNPACKED_BYTES", 1024)  # as a zip bomb meets the real limit
+    result = run_cli("answers", "import", file, "--by", "王芳")
+    assert result.exit_code == 1
+    assert re.fullmatch(rf"Error: {re.escape(str(file))}: unpacks to 0 MiB \(at most 0 MiB\): not a workbook of answers\n", result.output)
 
 
 def test_an_import_lists_the_first_twenty_bad_rows_and_counts_the_rest(run_cli, service, tmp_path):
