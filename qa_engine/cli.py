@@ -159,28 +159,10 @@ def ask(ctx, question, as_of, top_k, as_json, batch, dry_run):
             raise click.UsageError("give either QUESTION or --batch, not both")
         failures = 0
         for number, raw in enumerate(batch, start=1):
-            item = None
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a BOM, as Windows editors write
-            except UnicodeDecodeError:
-                line = None
-            if line is not None and not line.strip():
+            response = _answer_batch_line(svc, number, raw, as_of_text, top_k, record=not dry_run)
+            if response is None:
                 continue
-            try:
-                if line is None:
-                    raise InvalidInput("the line is not UTF-8 text")
-                item = json.loads(line)
-                if not isinstance(item, dict):
-                    raise InvalidInput('expected a JSON object such as {"question": "..."}')
-                response = svc.ask(item.get("question"), item.get("as_of") or as_of_text, top_k, record=not dry_run)
-                response = {"id": item.get("id"), **response}
-            except json.JSONDecodeError as exc:
-                failures += 1
-                response = {"id": None, "line": number, "error": {"code": "invalid_json", "message": f"not JSON: {exc}"}}
-            except QAError as exc:
-                failures += 1
-                response = {"id": item.get("id") if isinstance(item, dict) else None, "line": number,
-                            "error": {"code": exc.code, "message": str(exc)}}
+            failures += "error" in response
             click.echo(json.dumps(response, ensure_ascii=False) if as_json else format_answer(response))
         if failures:
             click.echo(f"Error: {failures} line(s) could not be answered", err=True)
@@ -190,6 +172,26 @@ def ask(ctx, question, as_of, top_k, as_json, batch, dry_run):
         raise click.UsageError("give a QUESTION, or --batch FILE")
     response = svc.ask(question, as_of_text, top_k, record=not dry_run)
     click.echo(json.dumps(response, ensure_ascii=False) if as_json else format_answer(response))
+
+
+def _answer_batch_line(svc, number: int, raw: bytes, as_of: str | None, top_k: int | None, record: bool) -> dict | None:
+    """The response to line ``number`` of a batch, its error, or None for a blank line."""
+    item = None
+    try:
+        line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a BOM, as Windows editors write
+        if not line.strip():
+            return None
+        item = json.loads(line)
+        if not isinstance(item, dict):
+            raise InvalidInput('expected a JSON object such as {"question": "..."}')
+        return {"id": item.get("id"), **svc.ask(item.get("question"), item.get("as_of") or as_of, top_k, record=record)}
+    except UnicodeDecodeError:
+        code, message = "invalid_input", "the line is not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        code, message = "invalid_json", f"not JSON: {exc}"
+    except QAError as exc:
+        code, message = exc.code, str(exc)
+    return {"id": item.get("id") if isinstance(item, dict) else None, "line": number, "error": {"code": code, "message": message}}
 
 
 ROUTE_LABELS = {"answer": "自动答复", "expert": "转专家团队", "complaint": "转投诉举报"}
