@@ -198,6 +198,8 @@ def test_openapi_describes_every_route(client, app):
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             assert method in {"get", "post"} and operation["responses"], (path, method)
+            if method == "post":  # every post writes or reads the knowledge base: a full disk or damaged index is a 503
+                assert "503" in operation["responses"], path
     assert doc["paths"]["/v1/ask"]["post"]["requestBody"]["content"]["application/json"]["schema"]["required"] == ["question"]
 
 

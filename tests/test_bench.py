@@ -125,3 +125,16 @@ def test_load_bench_reference_server_does_the_work_it_is_given():
            "server_cpu_ms": 4.4}
     assert load.reference_rows([run], 16) == "| reference app, 4.4 ms CPU a request | 16 | 9000 | 450.0 | 33.0 | 80.0 | 120.0 | {'200': 9000} |\n"
     assert "half of it" in load.reference_note([run]) and load.reference_note([]) == ""
+
+
+def test_load_bench_times_the_machine_alone_in_pieces_and_runs_of_pieces():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import load
+
+    jitter = load.machine_jitter(cpu_ms=1.0, in_a_row=4, seconds=0.5)
+    assert (jitter["cpu_ms"], jitter["in_a_row"], jitter["seconds"]) == (1.0, 4, 0.5)
+    assert 0 < jitter["piece_p50_ms"] <= jitter["piece_p99_ms"]
+    assert jitter["row_p50_ms"] >= 3 * jitter["piece_p50_ms"], "four pieces in a row take about four times one"
+    note = load.jitter_note(jitter, 16, 2)
+    assert "4 pieces in a row" in note and f"p99 {jitter['row_p99_ms']} ms" in note
+    assert load.jitter_note(None, 16, 2) == ""
