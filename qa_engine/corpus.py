@@ -104,9 +104,6 @@ class ApprovedAnswer:
     effective_to: str | None = None
     id: str = ""
 
-    def in_force(self, as_of: str) -> bool:
-        return (self.effective_from or "") <= as_of and (self.effective_to is None or as_of < self.effective_to)
-
 
 def short_title_of(doc: str) -> str:
     match = DOC_ID.match(doc)
