@@ -229,31 +229,22 @@ class Retriever:
         bring (by the passage's vector or its closest curated question), with each channel's
         score of every candidate and its closest curated question's cosine."""
         lexical = self.index.bm25.rank(terms, CANDIDATES) if "bm25" in channels else None
-        ids = lexical.ids.tolist() if lexical is not None else []
-        place = {passage: number for number, passage in enumerate(ids)}
-        cosines = [0.0] * len(ids)
-        closest: dict[int, float] = {}  # passage -> cosine of its closest curated question found
+        ids = lexical.ids if lexical is not None else np.zeros(0, dtype=np.int64)
+        passage_cosine = question_cosine = np.zeros(len(ids))
         if query_vector is not None:
-            found_cosines, found = self.index.dense.search(query_vector, CANDIDATES * 2)
-            for passage, cosine in zip(found.tolist(), found_cosines.tolist()):
-                if passage in place:
-                    cosines[place[passage]] = cosine
-                else:
-                    place[passage] = len(ids)
-                    ids.append(passage)
-                    cosines.append(cosine)
+            cosines, found = self.index.dense.search(query_vector, CANDIDATES * 2)
+            ids = np.concatenate([ids, found[~np.isin(found, ids)]])
+            closest, closest_cosines = np.zeros(0, dtype=np.int64), np.zeros(0)
             if self.index.questions is not None:
-                found_cosines, found = self.index.questions.search(query_vector, QUESTION_CANDIDATES)
-                for passage, cosine in zip(self._question_passage[found].tolist(), found_cosines.tolist()):
-                    closest.setdefault(passage, cosine)  # best first: a passage's first question is its closest
-                for passage in sorted(closest.keys() - place.keys()):
-                    place[passage] = len(ids)
-                    ids.append(passage)
-                    cosines.append(0.0)
-        question_cosine = [closest.get(passage, 0.0) for passage in ids]
-        ids = np.array(ids, dtype=np.int64)
+                question_cosines, questions = self.index.questions.search(query_vector, QUESTION_CANDIDATES)
+                # best first: a passage's first question found is its closest
+                closest, first = np.unique(self._question_passage[questions], return_index=True)
+                closest_cosines = question_cosines[first]
+                ids = np.concatenate([ids, closest[~np.isin(closest, ids)]])
+            passage_cosine = score_in(ids, found, cosines)
+            question_cosine = score_in(ids, closest, closest_cosines)
         bm25 = lexical.score_of(ids).astype(np.float64) if lexical is not None else np.zeros(len(ids))
-        return ids, bm25, np.maximum(cosines, question_cosine), np.array(question_cosine)
+        return ids, bm25, np.maximum(passage_cosine, question_cosine), question_cosine
 
     def named_taxes(self, text: str) -> set[str]:
         """The taxes (law subjects) a text names, longest first: 土地增值税 is not also 增值税."""
@@ -326,6 +317,17 @@ class Retriever:
             features["phrasing_similarity"] = top.phrasing_similarity
             confidence = max(confidence, min(max((top.phrasing_similarity - 0.4) / 0.4, 0.0), 1.0))
         return confidence, features
+
+
+def score_in(ids: np.ndarray, found: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Each of ``ids``'s score among the distinct ``found`` (0 for those not found), as float64."""
+    order = np.argsort(found)
+    at = np.minimum(np.searchsorted(found, ids, sorter=order), max(len(found) - 1, 0))
+    result = np.zeros(len(ids))
+    if len(found):
+        matched = found[order[at]] == ids
+        result[matched] = scores[order[at[matched]]]
+    return result
 
 
 SUBJECT_SUFFIX = re.compile(r"(实施条例|暂行条例|实施细则|暂行规定|实施办法|条例|办法|法)$")
