@@ -30,12 +30,17 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     from granian import Granian
     from granian.constants import Interfaces
 
+    from .rate_limits import parse_limits
+
     build = current_build_id(settings.home)
     if build is None:
         raise IndexNotBuilt(f'no index has been built in {settings.home}: run "qa build" first')
     workers = workers or default_workers()
     check_address(host, port)
-    Store(settings.home / DATABASE_NAME).close()  # a damaged database stops here with one line, not in each worker
+    # a damaged database or a rate limit that means nothing stops here with one line, not in each worker
+    Store(settings.home / DATABASE_NAME).close()
+    parse_limits("QA_RATE_LIMIT", settings.rate_limit)
+    parse_limits("QA_CONSOLE_RATE_LIMIT", settings.console_rate_limit)
     os.environ["QA_HOME"] = str(settings.home.resolve())  # each worker reads its settings from the environment
     print(f"qa serve: http://{host}:{port}/ ({workers} workers, index {build}, home {settings.home}); "
           "widget at /widget.js, demo at /demo, console at /console", file=sys.stderr, flush=True)

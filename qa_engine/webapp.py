@@ -63,9 +63,6 @@ def create_app(config: dict | None = None, service: QAService | None = None) -> 
         QA_CONSOLE_RATE_LIMIT=settings.console_rate_limit,
         QA_CORS_ORIGINS=settings.cors_origins,
         QA_TRUSTED_PROXIES=settings.trusted_proxies,
-        RATELIMIT_ENABLED=True,
-        RATELIMIT_STORAGE_URI="quiet-memory://",
-        RATELIMIT_HEADERS_ENABLED=True,
     )
     app.config.update(config or {})
     app.json.ensure_ascii = False
@@ -98,14 +95,26 @@ def _trust_proxies(app: Flask) -> None:
 
 
 def _add_rate_limits(app: Flask) -> None:
-    from flask_limiter import Limiter
-    from flask_limiter.util import get_remote_address
+    from .rate_limits import RateLimits, parse_limits
 
-    from . import rate_limit_storage  # noqa: F401 (registers the quiet-memory:// scheme)
+    limits = RateLimits({
+        api.name: parse_limits("QA_RATE_LIMIT", app.config["QA_RATE_LIMIT"]),
+        console_api.name: parse_limits("QA_CONSOLE_RATE_LIMIT", app.config["QA_CONSOLE_RATE_LIMIT"]),
+    })
+    app.extensions["rate_limits"] = limits
 
-    limiter = Limiter(get_remote_address, app=app, default_limits=[])
-    limiter.limit(app.config["QA_RATE_LIMIT"])(api)
-    limiter.limit(app.config["QA_CONSOLE_RATE_LIMIT"])(console_api)
+    @app.before_request
+    def count_request():
+        counted = limits.hit(request.blueprint, request.endpoint, request.remote_addr or "")
+        if counted is None:
+            return None
+        allowed, g.rate_limit_headers = counted
+        return None if allowed else error_response(429, HTTP_CODES[429], HTTP_MESSAGES[429])
+
+    @app.after_request
+    def tell_rate_limit(response):
+        response.headers.update(g.get("rate_limit_headers", {}))
+        return response
 
 
 def _add_cors(app: Flask) -> None:

@@ -210,10 +210,23 @@ def test_rate_limit_per_client_answers_429(answered_service):
     limited = client.post("/v1/ask", json={"question": "发票"})
     assert limited.status_code == 429
     assert limited.get_json()["error"]["code"] == "rate_limited"
-    assert "Retry-After" in limited.headers
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
     other = client.post("/v1/ask", json={"question": "发票"}, environ_base={"REMOTE_ADDR": "10.0.0.9"})
     assert other.status_code == 200, "the limit is per client"
     assert client.get("/healthz").status_code == 200, "health checks are not limited"
+
+
+def test_limited_answers_tell_the_client_where_it_stands_in_its_tightest_window(answered_service):
+    client = create_app({"QA_RATE_LIMIT": "3 per minute; 2 per second"}, service=answered_service).test_client()
+    first, second = (client.post("/v1/ask", json={"question": "发票"}) for _ in range(2))
+    assert (first.headers["X-RateLimit-Limit"], first.headers["X-RateLimit-Remaining"]) == ("2", "1")
+    assert (second.headers["X-RateLimit-Limit"], second.headers["X-RateLimit-Remaining"]) == ("2", "0")
+    assert int(second.headers["X-RateLimit-Reset"]) >= time.time()
+    assert client.post("/v1/ask", json={"question": "发票"}).status_code == 429
+    assert client.post("/v1/feedback", json={"answer_id": "A1", "helpful": True}).status_code == 201, "each endpoint counts its own"
+    assert "X-RateLimit-Limit" not in client.get("/healthz").headers
+    with pytest.raises(InvalidInput, match="QA_RATE_LIMIT must be a rate such as '60 per minute'"):
+        create_app({"QA_RATE_LIMIT": "sixty"}, service=answered_service)
 
 
 def test_behind_a_trusted_proxy_the_limit_is_per_caller_and_without_one_the_header_is_ignored(answered_service):
@@ -233,15 +246,14 @@ def test_behind_a_trusted_proxy_the_limit_is_per_caller_and_without_one_the_head
 def test_counting_requests_starts_no_thread_and_expired_windows_are_swept(answered_service, monkeypatch):
     import threading
 
-    from qa_engine import rate_limit_storage
+    from qa_engine import rate_limits
 
     client = create_app({"QA_RATE_LIMIT": "100 per second"}, service=answered_service).test_client()
     started = []
     monkeypatch.setattr(threading.Thread, "start", lambda thread: started.append(thread))
-    monkeypatch.setattr(rate_limit_storage, "SWEEP_EVERY_S", 0.0)
-    (limiter,) = client.application.extensions["limiter"]
-    storage = limiter.storage
-    assert isinstance(storage, rate_limit_storage.QuietMemoryStorage)
+    monkeypatch.setattr(rate_limits, "SWEEP_EVERY_S", 0.0)
+    storage = client.application.extensions["rate_limits"].storage
+    assert isinstance(storage, rate_limits.QuietMemoryStorage)
     assert all(client.post("/v1/ask", json={"question": "发票"}).status_code == 200 for _ in range(20))
     assert started == []
     assert storage.storage, "the window is counted"

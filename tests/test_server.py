@@ -67,6 +67,14 @@ def test_serve_over_a_damaged_database_says_so_in_one_line_before_starting_worke
     assert result.output.count("\n") == 1
 
 
+def test_serve_with_a_rate_limit_that_means_nothing_says_so_in_one_line_before_starting_workers(tmp_path, monkeypatch):
+    home = home_naming_a_build(tmp_path)
+    monkeypatch.setenv("QA_CONSOLE_RATE_LIMIT", "lots")
+    result = CliRunner().invoke(cli, ["--home", str(home), "serve", "--port", str(free_port())])
+    assert result.exit_code == 1
+    assert result.output == "Error: QA_CONSOLE_RATE_LIMIT must be a rate such as '60 per minute' or '10/second; 1000/day', got 'lots'\n"
+
+
 def test_serve_help_has_an_example():
     result = CliRunner().invoke(cli, ["serve", "--help"])
     assert result.exit_code == 0 and "qa serve --port 8000 --workers 2" in result.output
