@@ -146,3 +146,20 @@ def test_ingesting_any_file_reports_or_stores_and_never_raises(built, tmp_path_f
         assert built.store.counts() == before
     else:
         assert report.added or report.replaced or report.unchanged
+
+
+passage_numbers = st.lists(st.integers(min_value=0, max_value=300), unique=True, max_size=40)
+
+
+@given(passage_numbers, passage_numbers)
+@EXAMPLES
+def test_candidate_set_helpers_agree_with_plain_python(values, others):
+    import numpy as np
+
+    from qa_engine.retrieval import among, score_in
+
+    values_array, others_array = np.array(values, dtype=np.int64), np.array(others, dtype=np.int64)
+    assert among(values_array, others_array).tolist() == [v in others for v in values]
+    scores = {number: 1.0 + place for place, number in enumerate(others)}
+    found_scores = np.array([scores[number] for number in others], dtype=np.float32)
+    assert score_in(values_array, others_array, found_scores).tolist() == [scores.get(v, 0.0) for v in values]
