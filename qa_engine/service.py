@@ -624,9 +624,11 @@ class QAService:
         from . import backup
 
         with self._lock:
-            result = backup.restore(self.home, self.store.db.conn, Path(src), force)
-            self._analyzer = self._retriever = self._loaded_build = None
-        return result
+            try:
+                return backup.restore(self.home, self.store.db.conn, Path(src), force)
+            finally:
+                self.store.migrate()  # a backup made by an older version comes back in the schema this one reads
+                self._analyzer = self._retriever = self._loaded_build = None
 
     # ==== curation: answers, expert queue, complaint desk, dictionary, reports ====
     # Thin calls into curation.py, queue.py, complaints.py, dictionary_admin.py and report.py,

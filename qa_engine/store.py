@@ -113,6 +113,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE UNIQUE INDEX api_keys_active_name ON api_keys(name) WHERE revoked_at IS NULL;
     """,
+    # 6: a number that changes with every answer written, read before every question is answered
+    # (the aggregate over all answers it replaces took 1.8 ms at 5,000 answers)
+    """
+    CREATE TABLE answers_revision (id INTEGER PRIMARY KEY CHECK (id = 1), revision INTEGER NOT NULL);
+    INSERT INTO answers_revision VALUES (1, random());
+    """,
 ]
 
 
@@ -133,7 +139,7 @@ class Store:
         self._write_lock = threading.RLock()
         self._depth = 0
         try:
-            self._migrate()
+            self.migrate()
         except sqlite3.DatabaseError as exc:
             self.close()
             if exc.sqlite_errorname in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
@@ -164,7 +170,8 @@ class Store:
                 self._databases.add(db)
         return db
 
-    def _migrate(self) -> None:
+    def migrate(self) -> None:
+        """Bring the database to the schema this version reads (each step all or nothing)."""
         current = self.db.execute("PRAGMA user_version").fetchone()[0]
         for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
             with self.transaction():
@@ -332,6 +339,7 @@ class Store:
                 "updated_by": by,
             }
             self.db["answers"].upsert(record, pk="id")
+            self.db.execute("UPDATE answers_revision SET revision = random()")  # random: a restored backup's differs too
             self.db["answer_versions"].insert(
                 {
                     "answer_id": answer.id,
@@ -344,9 +352,9 @@ class Store:
             )
         return version
 
-    def answers_revision(self) -> tuple:
+    def answers_revision(self) -> int:
         """Changes whenever any answer changes: lets a running service notice edits cheaply."""
-        return tuple(self.db.execute("SELECT count(*), max(updated_at), sum(version) FROM answers").fetchone())
+        return self.db.execute("SELECT revision FROM answers_revision").fetchone()[0]
 
     # ---- queue, complaints, logs -----------------------------------------
 

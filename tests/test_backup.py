@@ -177,3 +177,25 @@ def test_cli_backup_and_restore(run_cli, curated, tmp_path):
     restored = run_cli("restore", tmp_path / "b", "--force")
     assert restored.exit_code == 0
     assert restored.output.splitlines()[0] == f"restored 3 documents, 1 answers and index {build} from {tmp_path / 'b'}"
+
+
+def test_a_backup_made_by_an_older_version_is_restored_in_the_schema_this_one_reads(curated, make_service, tmp_path):
+    import hashlib
+    import sqlite3
+
+    before = answers_to(curated)
+    curated.backup(tmp_path / "backup")
+    database = tmp_path / "backup" / "knowledge.db"
+    with sqlite3.connect(database) as old:  # as a version before the answers' revision number wrote it
+        old.execute("DROP TABLE answers_revision")
+        old.execute("PRAGMA user_version = 5")
+    old.close()
+    manifest = json.loads((tmp_path / "backup" / "backup.json").read_text("utf-8"))
+    manifest["files"]["knowledge.db"] = hashlib.sha256(database.read_bytes()).hexdigest()
+    (tmp_path / "backup" / "backup.json").write_text(json.dumps(manifest), "utf-8")
+    other = make_service(home=tmp_path / "elsewhere")
+    other.restore(tmp_path / "backup")
+    assert other.store.db.execute("PRAGMA user_version").fetchone()[0] == 6
+    assert answers_to(other) == before
+    other.edit_answer(other.list_answers()[0]["id"], {"answer": "改过的答复。"}, by="李明")
+    assert "改过的答复。" in json.dumps(answers_to(other), ensure_ascii=False), "an edit after the restore is answered at once"

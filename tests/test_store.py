@@ -75,3 +75,33 @@ def test_a_home_that_cannot_hold_a_database_is_one_clear_error(tmp_path):
     (tmp_path / "home" / "knowledge.db").mkdir(parents=True)
     with pytest.raises(QAError, match=r"cannot open the knowledge base .*knowledge.db \(unable to open database file\)"):
         Store(tmp_path / "home" / "knowledge.db")
+
+
+ANSWER = {"question": "中奖了交多少个税", "answer": "偶然所得按百分之二十缴纳。", "citations": [{"doc": "示例个人所得税法", "article": "第三条"}]}
+
+
+def older_schema(db) -> None:
+    """Put a database back to the schema before the answers' revision number (migration 6)."""
+    db.execute("DROP TABLE answers_revision")
+    db.execute("PRAGMA user_version = 5")
+
+
+def test_the_answers_revision_changes_with_each_answer_written_and_nothing_else(service):
+    revisions = [service.store.answers_revision()]
+    answer_id = service.add_answer(ANSWER, by="王芳")["id"]
+    revisions.append(service.store.answers_revision())
+    service.ask("偶然所得的税率是多少")  # logged: not an answer change
+    service.flag_for_experts("外星人交什么税")
+    assert service.store.answers_revision() == revisions[-1]
+    service.approve_answer(answer_id, by="王芳")
+    revisions.append(service.store.answers_revision())
+    assert len(set(revisions)) == 3
+
+
+def test_a_database_of_an_older_schema_is_brought_up_to_date_and_a_running_service_sees_its_answers(service, make_service):
+    service.approve_answer(service.add_answer(ANSWER, by="王芳")["id"], by="王芳")
+    older_schema(service.store.db)
+    service.store.close()
+    reopened = make_service(home=service.home)
+    assert reopened.store.db.execute("PRAGMA user_version").fetchone()[0] == 6
+    assert reopened.ask("中奖了交多少个税", as_of="2026-06-01", record=False)["answers"][0]["kind"] == "approved"
