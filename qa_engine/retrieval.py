@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
 
 from .corpus import ApprovedAnswer, short_title_of
 from .dense import Embedder
@@ -91,26 +92,63 @@ class Retrieval:
     law_probability: np.ndarray | None = None  # the law model's probability of each law (None: no law model)
 
 
-class AnswerIndex:
-    """Approved answers, indexed in memory so curators' changes apply without a rebuild."""
+@dataclass
+class Phrasing:
+    """What one phrasing of an approved answer brings to the answer index: its BM25 weights (against
+    the built index's statistics), key terms and vector. Kept while the retriever lives, so a
+    curator's change works out only the phrasings it adds."""
 
-    def __init__(self, answers: list[ApprovedAnswer], analyzer: TextAnalyzer, bm25: BM25Index, embedder: Embedder):
+    terms: np.ndarray
+    weights: np.ndarray
+    key_terms: set[str]
+    vector: np.ndarray
+
+
+class AnswerIndex:
+    """Approved answers, indexed in memory so curators' changes apply without a rebuild.
+
+    ``known`` holds the phrasings worked out for earlier answer sets of the same retriever;
+    afterwards ``known`` is those of this set."""
+
+    def __init__(self, answers: list[ApprovedAnswer], analyzer: TextAnalyzer, bm25: BM25Index, embedder: Embedder,
+                 known: dict[str, Phrasing] | None = None):
         self.answers = answers
+        self.by_id = {a.id: a for a in answers}
         self.phrasings: list[tuple[int, str]] = [
             (number, text) for number, a in enumerate(answers) for text in [a.question, *a.alternatives]
         ]
-        terms = [analyzer.tokens(text) for _, text in self.phrasings]
-        self.matrix = encode_passages(terms, bm25.vocabulary, bm25.idf, bm25.average_length).T.tocsr()
         texts = [text for _, text in self.phrasings]
-        self.vectors = embedder.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
+        self.known = self._phrasings_of(texts, analyzer, bm25, embedder, known or {})
+        worked_out = [self.known[text] for text in texts]
+        lengths = [len(p.terms) for p in worked_out]
+        matrix = sparse.csr_matrix(
+            (np.concatenate([p.weights for p in worked_out] or [np.zeros(0, dtype=np.float32)]),
+             np.concatenate([p.terms for p in worked_out] or [np.zeros(0, dtype=np.int32)]),
+             np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])),
+            shape=(len(texts), len(bm25.vocabulary)))
+        self.matrix = matrix.T.tocsr()
+        self.vectors = np.stack([p.vector for p in worked_out]) if texts else np.zeros((0, 1), dtype=np.float32)
         self.owner = np.array([number for number, _ in self.phrasings], dtype=np.int64)
         self.first_phrasing = np.searchsorted(self.owner, np.arange(len(answers)))
-        self.key_terms = [analyzer.key_terms(text) for text in texts]
+        self.key_terms = [p.key_terms for p in worked_out]
         self._phrasings_with_term: dict[str, list[int]] = {}
         for phrasing, terms_of_phrasing in enumerate(self.key_terms):
             for term in terms_of_phrasing:
                 self._phrasings_with_term.setdefault(term, []).append(phrasing)
         self._key_term_counts = np.array([len(t) for t in self.key_terms], dtype=np.float32)
+
+    @staticmethod
+    def _phrasings_of(texts: list[str], analyzer: TextAnalyzer, bm25: BM25Index, embedder: Embedder,
+                      known: dict[str, Phrasing]) -> dict[str, Phrasing]:
+        new = [text for text in dict.fromkeys(texts) if text not in known]
+        if new:
+            analysed = [analyzer.tokens_and_key_terms(text) for text in new]
+            rows = encode_passages([tokens for tokens, _ in analysed], bm25.vocabulary, bm25.idf, bm25.average_length)
+            vectors = embedder.encode(new)
+            known = {**known, **{text: Phrasing(rows.indices[rows.indptr[n]:rows.indptr[n + 1]], rows.data[rows.indptr[n]:rows.indptr[n + 1]],
+                                                key_terms, vectors[n])
+                                 for n, (text, (_, key_terms)) in enumerate(zip(new, analysed))}}
+        return {text: known[text] for text in texts}
 
     def key_term_overlap(self, question_terms: set[str]) -> np.ndarray:
         """Dice overlap of the question's key terms with each phrasing's."""
@@ -152,7 +190,8 @@ class Retriever:
             self._passage_law = np.array([number_of.get(short_title_of(p.doc), len(number_of)) for p in index.passages], dtype=np.int64)
 
     def set_answers(self, answers: list[ApprovedAnswer]) -> None:
-        self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder)
+        known = self.answers.known if self.answers is not None else None
+        self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder, known)
         self._answer_first_day, self._answer_end_day = self._answer_days(answers)
 
     def cited(self, citation) -> list[int]:
@@ -274,6 +313,9 @@ class Retriever:
         day = np.datetime64(as_of, "D")
         applies = (self._answer_first_day <= day) & (day < self._answer_end_day)
         numbers = np.flatnonzero(((bm25_best > 0) | (dense_best > 0)) & applies)
+        if len(numbers) > CANDIDATES:  # as for articles: each channel's best are the candidates
+            best = [np.argpartition(-score[numbers], CANDIDATES)[:CANDIDATES] for score in (bm25_best, dense_best, similarity_best)]
+            numbers = numbers[np.unique(np.concatenate(best))]
         return AnswerScores(numbers, *(best[numbers].astype(np.float64) for best in (bm25_best, dense_best, similarity_best)))
 
     def _fuse(self, bm25: np.ndarray, dense: np.ndarray, channels) -> np.ndarray:

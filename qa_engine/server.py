@@ -70,9 +70,14 @@ def check_address(host: str, port: int) -> None:
 
 def worker_app():
     """The app of one worker (granian calls this in each), warmed up before its first request."""
+    from threadpoolctl import threadpool_limits
+
     from .service import QAService
     from .webapp import create_app
 
+    # One request at a time on one core: numpy's BLAS threads (scoring thousands of approved answers'
+    # phrasings) only contend with the other workers for the cores.
+    threadpool_limits(1)
     app = create_app(service=QAService(Settings.from_env()))
     _warm_up(app)
     print(f"qa serve: worker {os.getpid()} ready", file=sys.stderr, flush=True)

@@ -491,7 +491,7 @@ class QAService:
                 "text": passage.text,
                 "citations": [citation_of(passage, as_of)],
             }
-        answer = next(a for a in retriever.answers.answers if a.id == hit.key)
+        answer = retriever.answers.by_id[hit.key]
         citations = []
         for c in answer.citations:
             passage = self._cited_passage(retriever, c, as_of)

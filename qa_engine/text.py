@@ -135,6 +135,12 @@ class TextAnalyzer:
         """
         return self.words(text) + character_bigrams(normalise(text))
 
+    def tokens_and_key_terms(self, text: str) -> tuple[list[str], set[str]]:
+        """``tokens`` and ``key_terms`` of a text, segmenting it once."""
+        cleaned = normalise(text)
+        segments = self._jieba.lcut(cleaned)
+        return self._search_words(segments) + character_bigrams(cleaned), self._key_terms(segments)
+
     def analyse(self, question: str) -> Query:
         """Everything retrieval needs of a question. A tax term that a phone transcript wrote with
         same-sounding characters is put right first (观税 -> 关税)."""

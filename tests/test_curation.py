@@ -55,6 +55,24 @@ def test_changes_reach_a_running_service_without_rebuild_or_restart(service, mak
     assert draft["id"] not in [a["id"] for a in server.ask("中奖要交税吗", record=False)["answers"]]
 
 
+def test_a_change_works_out_only_the_phrasings_it_adds_and_answers_as_a_fresh_start_would(service, make_service):
+    server = service
+    curator = make_service(home=service.home)
+    first = curator.add_answer(ANSWER, by="王芳")
+    curator.approve_answer(first["id"], by="王芳")
+    server.ask("中奖要交税吗", record=False)
+    encoded: list[str] = []
+    embedder_encode = server.retriever().embedder.encode
+    server.retriever().embedder.encode = lambda texts: encoded.extend(texts) or embedder_encode(texts)
+    second = curator.add_answer({**ANSWER, "question": "买彩票中了奖怎么交税", "alternatives": ["中奖要交税吗"]}, by="王芳")
+    curator.approve_answer(second["id"], by="王芳")
+    server.retriever()  # notices the change
+    assert encoded == ["买彩票中了奖怎么交税"], "the one new phrasing"
+    questions = ["中奖要交税吗", "买彩票中了奖怎么交税", "偶然所得税率", "居民个人是谁"]
+    answered = [server.ask(q, record=False) for q in questions]
+    assert answered == [make_service(home=service.home).ask(q, record=False) for q in questions]
+
+
 def test_every_change_is_a_new_version_with_who_and_what(run_cli, service):
     answer_id = service.add_answer(ANSWER, by="王芳")["id"]
     assert run_cli("answers", "edit", answer_id, "--answer", "税率为百分之二十。", "--alt", "中奖交税", "--by", "李明").exit_code == 0

@@ -179,3 +179,19 @@ def test_a_worker_warms_up_then_hides_what_it_loaded_from_the_garbage_collector(
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_a_worker_scores_on_one_thread_of_numpy_s_blas(service, monkeypatch):
+    import gc
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from qa_engine import server
+
+    monkeypatch.setattr("qa_engine.service.QAService", lambda settings: service)
+    with threadpool_limits(limits=None):  # puts the test process's limits back afterwards
+        try:
+            server.worker_app()
+            assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
+        finally:
+            gc.unfreeze()
