@@ -156,10 +156,10 @@ passage_numbers = st.lists(st.integers(min_value=0, max_value=300), unique=True,
 def test_candidate_set_helpers_agree_with_plain_python(values, others):
     import numpy as np
 
-    from qa_engine.retrieval import among, score_in
+    from qa_engine.retrieval import place_in, score_in
 
     values_array, others_array = np.array(values, dtype=np.int64), np.array(others, dtype=np.int64)
-    assert among(values_array, others_array).tolist() == [v in others for v in values]
+    assert place_in(values_array, others_array).tolist() == [others.index(v) if v in others else -1 for v in values]
     scores = {number: 1.0 + place for place, number in enumerate(others)}
     found_scores = np.array([scores[number] for number in others], dtype=np.float32)
     assert score_in(values_array, others_array, found_scores).tolist() == [scores.get(v, 0.0) for v in values]
