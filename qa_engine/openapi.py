@@ -179,6 +179,8 @@ SCHEMAS = {
             "query_id": {"type": "integer", "description": "/v1/ask only: pass it back with /v1/feedback"},
             "ticket": {"type": "integer", "description": "/v1/ask, expert route: the expert queue item"},
             "case": {"type": "integer", "description": "/v1/ask, complaint route: the complaint case"},
+            "recorded": {"const": False, "description": "/v1/ask, present when the knowledge base's disk is full: the "
+                         "question is answered but was not (wholly) recorded, so there may be no query_id, ticket or case"},
         },
     },
     "Article": {

@@ -32,7 +32,7 @@ from .corpus import (
 )
 from .build import build_index, default_workers
 from .dense import CORPUS_MODEL_NAME, Embedder, train_corpus_model
-from .errors import IndexMismatch, InvalidInput, NotFound, ParseError, QAError
+from .errors import DiskFull, IndexMismatch, InvalidInput, NotFound, ParseError, QAError
 from .index import BuiltIndex, Passage, article_text, current_build_id, load_index
 from .retrieval import Retriever, Weights
 from .static_embedder import load_embedder
@@ -422,7 +422,11 @@ class QAService:
         """Answer one question: ranked answers with citations, a confidence and a route."""
         response, _, _ = self._answer(question, as_of, top_k, channels)
         if record:
-            self._record(response["question"], response)
+            try:
+                self._record(response["question"], response)
+            except DiskFull as exc:  # the caller is answered all the same, and told that no ticket or case was made
+                log.warning("answered a question without recording it: %s", exc)
+                response["recorded"] = False
         return response
 
     def explain(self, question: str, as_of: str | None = None, top_k: int | None = None) -> dict:

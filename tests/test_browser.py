@@ -206,6 +206,20 @@ def test_widget_expert_route_offers_a_callback_form_usable_by_keyboard(page, ser
     assert active_in_widget(page) == css(root, ".launcher")[0], "closing returns focus to the launcher"
 
 
+def test_widget_says_to_call_12366_when_the_server_could_not_register_an_expert_question(page, server, monkeypatch):
+    from qa_engine.errors import DiskFull
+
+    base, service = server
+
+    def disk_full(*args):
+        raise DiskFull(service.store.path)
+
+    monkeypatch.setattr(service.store, "log_query", disk_full)
+    root = ask_in_widget(page, base, "今天天气怎么样")
+    assert "系统暂时无法转交，请拨打 12366" in css(root, ".notice")[0].text
+    assert not css(root, "#qa-cb-name"), "no callback form: it could not be registered either"
+
+
 def test_widget_complaint_route_offers_the_complaint_form(page, server):
     base, service = server
     root = ask_in_widget(page, base, "我要举报有人卖发票")

@@ -105,3 +105,17 @@ def test_a_database_of_an_older_schema_is_brought_up_to_date_and_a_running_servi
     reopened = make_service(home=service.home)
     assert reopened.store.db.execute("PRAGMA user_version").fetchone()[0] == 6
     assert reopened.ask("中奖了交多少个税", as_of="2026-06-01", record=False)["answers"][0]["kind"] == "approved"
+
+
+def test_on_a_full_disk_a_question_is_answered_and_says_it_was_not_recorded(service):
+    asked = "外星人交什么税" * 250  # a long question, logged and flagged for the experts: fills the database's last page soon
+    pages = service.store.db.execute("PRAGMA page_count").fetchone()[0]
+    service.store.db.execute(f"PRAGMA max_page_count = {pages}")  # this connection may not grow the file: as a full disk
+    responses = [service.ask(asked, as_of="2026-06-01") for _ in range(10)]
+    unrecorded = [r for r in responses if r.get("recorded") is False]
+    assert unrecorded, "the database filled up"
+    assert all(r["route"] == "expert" and "ticket" not in r for r in unrecorded)
+    assert unrecorded[-1]["answers"] == service.ask(asked, as_of="2026-06-01", record=False)["answers"]
+    assert not service.store.db.conn.in_transaction
+    service.store.db.execute(f"PRAGMA max_page_count = {pages * 100}")  # space freed
+    assert "recorded" not in service.ask(asked, as_of="2026-06-01")

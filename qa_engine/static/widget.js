@@ -164,19 +164,21 @@
 
   function renderResponse(data) {
     var nodes = [];
+    var unregistered = data.recorded === false;  // the server's disk is full: no ticket or case was made
     if (data.route === "complaint") {
-      nodes.push(el("p", { className: "notice", text: "您反映的情况属于投诉举报事项" +
-        (data.case ? "，已登记（编号 " + data.case + "）" : "") + "。如需税务机关联系您反馈处理结果，请补充以下信息：" }));
-      nodes.push(complaintForm(data.question));
+      nodes.push(el("p", { className: "notice", text: unregistered ? "您反映的情况属于投诉举报事项，系统暂时无法登记，请拨打 12366 反映。" :
+        "您反映的情况属于投诉举报事项" + (data.case ? "，已登记（编号 " + data.case + "）" : "") +
+        "。如需税务机关联系您反馈处理结果，请补充以下信息：" }));
+      if (!unregistered) nodes.push(complaintForm(data.question));
       return nodes;
     }
     if (data.understood_as) {
       nodes.push(el("p", { className: "hint", text: "按「" + data.understood_as + "」为您查询。" }));
     }
     if (data.route === "expert") {
-      nodes.push(el("p", { className: "notice", text: "您的问题需要税务专家解答，已转交专家团队。" +
-        "您可以留下姓名和电话，专家会回电答复。" }));
-      nodes.push(callbackForm(data.question));
+      nodes.push(el("p", { className: "notice", text: unregistered ? "您的问题需要税务专家解答，系统暂时无法转交，请拨打 12366 咨询。" :
+        "您的问题需要税务专家解答，已转交专家团队。您可以留下姓名和电话，专家会回电答复。" }));
+      if (!unregistered) nodes.push(callbackForm(data.question));
       if (data.answers.length) nodes.push(el("p", { className: "hint", text: "以下内容可能与您的问题有关，仅供参考：" }));
     }
     if (!data.answers.length && data.route === "answer") {
