@@ -17,11 +17,11 @@ import os
 from datetime import date, datetime
 from pathlib import Path
 
-from .corpus import from_csv_cell, parse_citation_list, read_text, to_csv_cell
+from .corpus import ANSWER_SUFFIXES, ApprovedAnswer, answer_from_dict, from_csv_cell, parse_citation_list, read_text, to_csv_cell
 from .curation import EXPORT_COLUMNS
 from .errors import InvalidInput, ParseError, QAError
 
-FORMATS = (".jsonl", ".csv", ".xlsx")
+FORMATS = ANSWER_SUFFIXES
 MAX_ROWS = 50_000  # answers in one file: a knowledge base holds a few thousand; more means the wrong file
 MAX_UNPACKED_BYTES = 200 * 1024 * 1024  # a workbook's parts, unzipped: a small file can unpack to gigabytes
 
@@ -55,6 +55,14 @@ def read_rows(path: Path) -> tuple[list[tuple[int, dict]], list[dict]]:
     if not rows and not errors:
         raise ParseError(f"{path}: holds no answers")
     return rows, errors
+
+
+def read_answers(path: Path) -> list[ApprovedAnswer]:
+    """Every answer in a file (what ``qa ingest`` stores), or a ParseError naming the first bad row."""
+    rows, errors = read_rows(path)
+    if errors:
+        raise ParseError(f"{path} {errors[0]['error']}")
+    return [answer_from_dict(row, f"{path} row {number}") for number, row in rows]
 
 
 def _jsonl_rows(path: Path) -> tuple[list[tuple[int, dict]], list[dict]]:

@@ -64,7 +64,7 @@ def emit_json(data) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def ingest(ctx, paths, china_law, by, skip_invalid, as_json):
-    """Add laws (markdown/text) and approved answers (JSONL/CSV) from files or folders.
+    """Add laws (markdown/text) and approved answers (.jsonl, .csv or .xlsx, as qa answers export writes them).
 
     Unchanged files are skipped; a changed file replaces its old version; a file that
     cannot be read is reported and skipped, and nothing already stored is lost.

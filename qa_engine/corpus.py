@@ -14,9 +14,7 @@ The file stem ``增值税法(2024-12-25)`` is the document id: short title and v
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import re
 from dataclasses import astuple, dataclass, field
@@ -286,56 +284,7 @@ def _repealed_titles(articles: list[Article]) -> list[str]:
 
 # ---- approved answers -------------------------------------------------------
 
-ANSWER_SUFFIXES = (".jsonl", ".csv")
-ANSWER_CSV_COLUMNS = ["question", "alternatives", "answer", "citations", "category", "effective_from", "effective_to"]
-
-
-def parse_answers_file(path: Path) -> list[ApprovedAnswer]:
-    text = read_text(path)
-    if not text.strip():
-        raise ParseError(f"{path}: holds no answers")
-    if path.suffix.lower() == ".csv":
-        answers = parse_answers_csv(text, str(path))
-    else:
-        answers = parse_answers_jsonl(text, str(path))
-    if not answers:
-        raise ParseError(f"{path}: holds no answers")
-    return answers
-
-
-def parse_answers_jsonl(text: str, where: str) -> list[ApprovedAnswer]:
-    answers = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ParseError(f"{where} line {number}: invalid JSON ({exc.msg})") from None
-        answers.append(answer_from_dict(row, f"{where} line {number}"))
-    return answers
-
-
-def parse_answers_csv(text: str, where: str) -> list[ApprovedAnswer]:
-    reader = csv.DictReader(io.StringIO(text))
-    try:
-        reader.fieldnames
-    except csv.Error as exc:
-        raise ParseError(f"{where} row 1: not readable as CSV ({exc})") from None
-    missing = {"question", "answer", "citations"} - set(reader.fieldnames or [])
-    if missing:
-        raise ParseError(f"{where}: missing CSV column(s) {', '.join(sorted(missing))}")
-    answers = []
-    number = 1
-    try:
-        for number, row in enumerate(reader, start=2):
-            row = {k: from_csv_cell(v or "").strip() for k, v in row.items() if k}
-            row["alternatives"] = [a.strip() for a in row.get("alternatives", "").split("|") if a.strip()]
-            row["citations"] = parse_citation_list(row.get("citations", ""), f"{where} row {number}")
-            answers.append(answer_from_dict(row, f"{where} row {number}"))
-    except csv.Error as exc:
-        raise ParseError(f"{where} row {number + 1}: not readable as CSV ({exc})") from None
-    return answers
+ANSWER_SUFFIXES = (".jsonl", ".csv", ".xlsx")  # read by answer_files.read_rows
 
 
 # A CSV cell a spreadsheet would run as a formula is written after an apostrophe, Excel's text mark

@@ -25,7 +25,6 @@ from .corpus import (
     Document,
     is_answer_file,
     iter_source_files,
-    parse_answers_file,
     parse_article_questions,
     parse_law_file,
     short_title_of,
@@ -134,7 +133,9 @@ class QAService:
             self._ingest_answer_rows(path, by, skip_invalid, report)
 
     def _ingest_answer_rows(self, path: Path, by: str, skip_invalid: bool, report: IngestReport) -> None:
-        for number, answer in enumerate(parse_answers_file(path), start=1):
+        from .answer_files import read_answers
+
+        for number, answer in enumerate(read_answers(path), start=1):
             where = f"{path} answer {number}"
             if skip_invalid:
                 answer.citations = self._resolvable_citations(answer.citations, where, report)

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from qa_engine.corpus import parse_answers_csv, parse_answers_jsonl, parse_article_questions, parse_law, parse_law_file
+from qa_engine.answer_files import read_answers
+from qa_engine.corpus import parse_article_questions, parse_law, parse_law_file
 from qa_engine.errors import ParseError
 from qa_engine.validity import DocumentInfo, derive_validity
 
@@ -85,12 +86,16 @@ def test_non_utf8_and_binary_files_are_named_in_the_error(tmp_path):
         parse_law_file(binary)
 
 
-def test_answers_from_jsonl_and_csv():
-    jsonl = '{"question": "年终奖怎么交税", "alternatives": ["年底奖金"], "answer": "并入综合所得。", "citations": [{"doc": "个人所得税法", "article": "第六条"}]}\n'
-    [answer] = parse_answers_jsonl(jsonl, "a.jsonl")
+def test_answers_from_jsonl_and_csv(tmp_path):
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text('{"question": "年终奖怎么交税", "alternatives": ["年底奖金"], "answer": "并入综合所得。", '
+                     '"citations": [{"doc": "个人所得税法", "article": "第六条"}]}\n', "utf-8")
+    [answer] = read_answers(jsonl)
     assert (answer.question, answer.alternatives, answer.citations[0].article) == ("年终奖怎么交税", ["年底奖金"], "第六条")
-    csv_text = "question,alternatives,answer,citations\n年终奖怎么交税,年底奖金|年终加薪,并入综合所得。,个人所得税法 第六条; 个人所得税法实施条例 第六条\n"
-    [answer] = parse_answers_csv(csv_text, "a.csv")
+    csv_file = tmp_path / "a.csv"
+    csv_file.write_text("question,alternatives,answer,citations\n"
+                        "年终奖怎么交税,年底奖金|年终加薪,并入综合所得。,个人所得税法 第六条; 个人所得税法实施条例 第六条\n", "utf-8")
+    [answer] = read_answers(csv_file)
     assert answer.alternatives == ["年底奖金", "年终加薪"]
     assert [(c.doc, c.article) for c in answer.citations] == [("个人所得税法", "第六条"), ("个人所得税法实施条例", "第六条")]
 
@@ -98,15 +103,17 @@ def test_answers_from_jsonl_and_csv():
 @pytest.mark.parametrize(
     "line, message",
     [
-        ("not json", "line 1: invalid JSON"),
-        ('{"question": "", "answer": "x", "citations": [{"doc": "a", "article": "第一条"}]}', "'question' must be non-empty"),
+        ("not json", "row 1: invalid JSON"),
+        ('{"question": "", "answer": "x", "citations": [{"doc": "a", "article": "第一条"}]}', "row 1: 'question' must be non-empty"),
         ('{"question": "q", "answer": "x", "citations": []}', "'citations' must list"),
         ('{"question": "q", "answer": "x", "citations": [{"doc": "a", "article": "第一条"}], "effective_from": "2026-13-01"}', "must be a date"),
     ],
 )
-def test_bad_answer_lines_name_the_line(line, message):
+def test_bad_answer_lines_name_the_row(tmp_path, line, message):
+    path = tmp_path / "answers.jsonl"
+    path.write_text(line, "utf-8")
     with pytest.raises(ParseError, match=message):
-        parse_answers_jsonl(line, "answers.jsonl")
+        read_answers(path)
 
 
 def test_validity_of_the_real_laws_is_derived_from_their_texts():

@@ -6,7 +6,7 @@ import re
 import openpyxl
 import pytest
 
-from qa_engine.corpus import parse_answers_file
+from qa_engine.answer_files import read_answers
 from qa_engine.errors import Conflict, InvalidInput, NotFound
 
 ANSWER = {
@@ -199,6 +199,19 @@ def test_export_then_import_changes_nothing(run_cli, service, tmp_path, suffix):
     assert service.list_answers() == before
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".xlsx"])
+def test_qa_ingest_reads_an_export_of_any_format_into_another_knowledge_base(run_cli, service, make_service, small_laws,
+                                                                           tmp_path, suffix):
+    service.approve_answer(service.add_answer(ANSWER, by="王芳")["id"], by="王芳")
+    file = tmp_path / f"answers{suffix}"
+    run_cli("answers", "export", file)
+    other = make_service(home=tmp_path / "other")
+    report = other.ingest([small_laws, file])
+    assert report.errors == [] and len(report.answers) == 1
+    (stored,) = other.list_answers()
+    assert (stored["question"], stored["alternatives"], stored["status"]) == (ANSWER["question"], ANSWER["alternatives"], "approved")
+
+
 def test_a_csv_export_holds_no_cell_a_spreadsheet_would_run(run_cli, service, tmp_path):
     hostile = {**ANSWER, "question": '=HYPERLINK("http://example.com/x", "点这里")', "answer": "+1-2", "category": "-个税",
                "alternatives": ["@SUM(A1:A9)"]}
@@ -209,7 +222,7 @@ def test_a_csv_export_holds_no_cell_a_spreadsheet_would_run(run_cli, service, tm
     cells = [cell for row in rows[1:] for cell in row if cell]
     assert not [cell for cell in cells if cell[0] in "=+-@\t\r"]
     assert "'=HYPERLINK(\"http://example.com/x\", \"点这里\")" in cells and "'+1-2" in cells
-    (ingested,) = parse_answers_file(file)  # qa ingest reads the export as it was written
+    (ingested,) = read_answers(file)  # qa ingest reads the export as it was written
     assert (ingested.question, ingested.answer, ingested.alternatives) == (hostile["question"], "+1-2", ["@SUM(A1:A9)"])
 
 

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from qa_engine.corpus import parse_answers_jsonl, parse_law
+from qa_engine.answer_files import read_answers
+from qa_engine.corpus import parse_law
 from qa_engine.errors import InvalidInput, ParseError, QAError
 from qa_engine.privacy import redact
 from qa_engine.text import normalise
@@ -126,11 +127,13 @@ def test_law_parsing_gives_a_document_or_a_parse_error(body, title):
 
 @EXAMPLES
 @given(line=any_text)
-def test_answer_lines_give_answers_or_a_parse_error_naming_the_line(line):
+def test_answer_lines_give_answers_or_a_parse_error_naming_the_file(tmp_path_factory, line):
+    path = tmp_path_factory.mktemp("answers") / "answers.jsonl"
+    path.write_text(line, "utf-8", errors="surrogatepass")
     try:
-        parse_answers_jsonl(line, "answers.jsonl")
+        read_answers(path)
     except ParseError as exc:
-        assert str(exc).startswith("answers.jsonl line")
+        assert str(exc).startswith(str(path))
 
 
 @FEW
