@@ -34,8 +34,8 @@ def markdown(merged: dict) -> str:
         START,
         "## Speed and scale",
         "",
-        f"Measured by `python bench/run.py` on {real['machine']['cpus']} CPUs, Python {real['machine']['python']}, "
-        f"{real['machine']['measured_at']}. Latency is in-process `QAService.ask` (record=False), query "
+        f"Measured by `python bench/run.py` on {real['machine']['cpus']} CPUs, Python {real['machine']['python']}; "
+        f"the real corpus on {real['machine']['measured_at']}. Latency is in-process `QAService.ask` (record=False), query "
         f"embedding included, over {real['questions']} questions ({real.get('questions_from', 'dev.jsonl')}); "
         "the baseline is plain jieba + bm25s "
         "(`qa_engine/baseline.py`) over the same passages, measured in the same run. Ratios are engine ÷ baseline: "
@@ -62,9 +62,9 @@ def markdown(merged: dict) -> str:
     ]
     if rows:
         lines += [
-            "### Scale: synthetic corpora",
+            SCALE_START,
             "",
-            "Passages recombined and perturbed from the real articles (`bench/synthetic.py`). The build is measured "
+            f"Measured on {real['machine']['measured_at']}. Passages recombined and perturbed from the real articles (`bench/synthetic.py`). The build is measured "
             "whole with the product's own streamed build (`bench/scale.py build` calls `qa_engine.build.build_index`, "
             "which `qa build` runs): every passage's text tokenised for BM25 and "
             "embedded by the static model in 2 worker processes, 20,000 passages at a time, the posting lists and "
@@ -111,7 +111,7 @@ def markdown(merged: dict) -> str:
                 lines.append(f"- {r['size']:,}: {spots}")
         lines.append("")
     lines += [
-        "Reading these numbers:",
+        SCALE_END,
         "",
         "- The machines are shared: a load average of 4-5 on 2 cores during a run makes every figure 2-3x "
         "slower than on a quiet one. Compare the ratios, and see the load column.",
@@ -162,18 +162,30 @@ def sweep_lines(r: dict) -> list[str]:
     return []
 
 
-def write_docs(merged: dict, docs: Path) -> None:
+SCALE_START = "### Scale: synthetic corpora"
+SCALE_END = "Reading these numbers:"
+
+
+def write_docs(merged: dict, docs: Path, scale_measured: bool = True) -> None:
+    """Write the section from ``merged``. A run that measured no synthetic corpus keeps the scale
+    part the docs already hold: results from other runs may be missing here, or older."""
     docs.mkdir(exist_ok=True)
     target = docs / "BENCHMARKS.md"
-    section = markdown(merged)
     text = target.read_text("utf-8") if target.exists() else "# Benchmarks\n\n"
-    if START in text and END in text:
+    old = text[text.index(START): text.index(END)] if START in text and END in text else ""
+    if not scale_measured and SCALE_START in old:
+        section = markdown({**merged, "scale": {}})
+        kept = old[old.index(SCALE_START): old.index(SCALE_END)]
+        section = section.replace(SCALE_END, kept + SCALE_END, 1)
+    else:
+        section = markdown(merged)
+    if old:
         text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     target.write_text(text, "utf-8")
     rows = sorted((r for r in merged["scale"].values() if "ask_p50_ms" in r), key=lambda r: r["size"])
-    if rows:
+    if rows and scale_measured:
         plot(merged["real"], rows, docs / "img")
 
 

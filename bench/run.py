@@ -157,7 +157,7 @@ def main(argv=None) -> int:
 
     merged = merge_results(RESULTS / "latest.json", report)
     if args.docs if args.docs is not None else not args.json:
-        write_docs(merged, ROOT / "docs")
+        write_docs(merged, ROOT / "docs", scale_measured=bool(sizes))
         log("wrote docs/BENCHMARKS.md and docs/img/")
     if args.json:
         print(json.dumps(report, ensure_ascii=False))

@@ -61,6 +61,23 @@ def test_quick_json_and_a_small_scale_run(static_home, tmp_path):
     assert "| 300 | flat |" in section and "## Speed and scale" in section
 
 
+def test_a_quick_run_rewrites_the_real_corpus_figures_and_keeps_the_docs_scale_part(static_home, tmp_path):
+    from bench.report import write_docs
+
+    done = run_bench(["--quick", "--json", "--rounds", "1", "--cold-runs", "1", "--sizes", "300"], static_home, tmp_path)
+    full = json.loads(done.stdout)
+    docs = tmp_path / "docs"
+    write_docs(merge_results(tmp_path / "first.json", full), docs)
+    measured = (docs / "BENCHMARKS.md").read_text("utf-8")
+    assert "| 300 | flat |" in measured
+    quick = {**full, "scale": [], "ask_p50_ms": 123.456, "machine": {**full["machine"], "measured_at": "2030-01-01 00:00"}}
+    write_docs(merge_results(tmp_path / "elsewhere.json", quick), docs, scale_measured=False)  # another clone: no results of its own
+    rewritten = (docs / "BENCHMARKS.md").read_text("utf-8")
+    assert "123.46" in rewritten and "the real corpus on 2030-01-01 00:00" in rewritten
+    scale = measured[measured.index("### Scale: synthetic corpora"):measured.index("Reading these numbers:")]
+    assert scale in rewritten and f"Measured on {full['machine']['measured_at']}." in scale
+
+
 def test_load_bench_counts_server_cpu_and_states_the_ceiling():
     sys.path.insert(0, str(ROOT / "bench"))
     import load
