@@ -5,7 +5,7 @@ by ``;`` (``个人所得税法 第六条; 个人所得税法实施条例 第六�
 are rejected (paste values instead): a formula's cached value may be missing or out of date,
 so reading it would silently import something nobody saw. Exports write every cell as text,
 so an answer beginning with ``=`` stays text, and an export imports back unchanged. CSV has no
-cell types: there a cell a spreadsheet would run is written after an apostrophe (corpus.to_csv_cell).
+cell types: there a cell a spreadsheet would run is written after an apostrophe (to_csv_cell).
 """
 
 from __future__ import annotations
@@ -17,20 +17,33 @@ import os
 from datetime import date, datetime
 from pathlib import Path
 
-from .corpus import ANSWER_SUFFIXES, ApprovedAnswer, answer_from_dict, from_csv_cell, parse_citation_list, read_text, to_csv_cell
+from .corpus import ANSWER_SUFFIXES, ApprovedAnswer, answer_from_dict, parse_citation_list, read_text
 from .curation import EXPORT_COLUMNS
 from .errors import InvalidInput, ParseError, QAError
 
-FORMATS = ANSWER_SUFFIXES
 MAX_ROWS = 50_000  # answers in one file: a knowledge base holds a few thousand; more means the wrong file
 MAX_UNPACKED_BYTES = 200 * 1024 * 1024  # a workbook's parts, unzipped: a small file can unpack to gigabytes
 
 
 def file_format(path: Path) -> str:
     suffix = Path(path).suffix.lower()
-    if suffix not in FORMATS:
+    if suffix not in ANSWER_SUFFIXES:
         raise InvalidInput(f"{path}: unknown format {suffix or '(none)'}; use a .jsonl, .csv or .xlsx file")
     return suffix
+
+
+# A CSV cell a spreadsheet would run as a formula is written after an apostrophe, Excel's text mark
+# (write_rows), and read back without it. A caller's question can reach an answer
+# through the expert queue, so exports must not carry formulas.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def to_csv_cell(text: str) -> str:
+    return f"'{text}" if text.lstrip("'").startswith(FORMULA_START) else text
+
+
+def from_csv_cell(text: str) -> str:
+    return text[1:] if text.startswith("'") and text.lstrip("'").startswith(FORMULA_START) else text
 
 
 # ---- reading ---------------------------------------------------------------------

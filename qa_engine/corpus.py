@@ -287,20 +287,6 @@ def _repealed_titles(articles: list[Article]) -> list[str]:
 ANSWER_SUFFIXES = (".jsonl", ".csv", ".xlsx")  # read by answer_files.read_rows
 
 
-# A CSV cell a spreadsheet would run as a formula is written after an apostrophe, Excel's text mark
-# (answer_files.write_rows), and read back without it. A caller's question can reach an answer
-# through the expert queue, so exports must not carry formulas.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def to_csv_cell(text: str) -> str:
-    return f"'{text}" if text.lstrip("'").startswith(FORMULA_START) else text
-
-
-def from_csv_cell(text: str) -> str:
-    return text[1:] if text.startswith("'") and text.lstrip("'").startswith(FORMULA_START) else text
-
-
 def parse_citation_list(text: str, where: str) -> list[dict]:
     """'个人所得税法 第六条; 《发票管理办法》第二十二条' -> [{'doc': ..., 'article': ...}, ...]"""
     citations = []
