@@ -30,7 +30,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     from granian import Granian
     from granian.constants import Interfaces
 
-    from .rate_limits import parse_limits
+    from .rate_limits import COUNTERS_NAME, parse_limits, prepare
 
     build = current_build_id(settings.home)
     if build is None:
@@ -41,6 +41,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     Store(settings.home / DATABASE_NAME).close()
     parse_limits("QA_RATE_LIMIT", settings.rate_limit)
     parse_limits("QA_CONSOLE_RATE_LIMIT", settings.console_rate_limit)
+    if prepare(settings.home / COUNTERS_NAME):
+        print(f"qa serve: the rate-limit counters ({COUNTERS_NAME}) were damaged; counting starts afresh", file=sys.stderr, flush=True)
     os.environ["QA_HOME"] = str(settings.home.resolve())  # each worker reads its settings from the environment
     print(f"qa serve: http://{host}:{port}/ ({workers} workers, index {build}, home {settings.home}); "
           "widget at /widget.js, demo at /demo, console at /console", file=sys.stderr, flush=True)

@@ -95,12 +95,12 @@ def _trust_proxies(app: Flask) -> None:
 
 
 def _add_rate_limits(app: Flask) -> None:
-    from .rate_limits import RateLimits, parse_limits
+    from .rate_limits import COUNTERS_NAME, RateLimits, parse_limits
 
     limits = RateLimits({
         api.name: parse_limits("QA_RATE_LIMIT", app.config["QA_RATE_LIMIT"]),
         console_api.name: parse_limits("QA_CONSOLE_RATE_LIMIT", app.config["QA_CONSOLE_RATE_LIMIT"]),
-    })
+    }, app.extensions["qa_service"].home / COUNTERS_NAME)
     app.extensions["rate_limits"] = limits
 
     @app.before_request

@@ -1,6 +1,9 @@
 """The HTTP API with the Flask test client: every endpoint, as the widget and the console use it."""
 
 import json
+import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
@@ -243,24 +246,71 @@ def test_behind_a_trusted_proxy_the_limit_is_per_caller_and_without_one_the_head
         Settings.from_env(environ={"QA_TRUSTED_PROXIES": "-1"})
 
 
-def test_counting_requests_starts_no_thread_and_expired_windows_are_swept(answered_service, monkeypatch):
-    import threading
+def test_apps_over_one_home_share_its_limits_as_the_workers_of_a_server_do(answered_service):
+    first, second = (create_app({"QA_RATE_LIMIT": "3 per minute"}, service=answered_service).test_client() for _ in range(2))
+    statuses = [client.post("/v1/ask", json={"question": "发票"}).status_code for client in (first, second, first, second)]
+    assert statuses == [200, 200, 200, 429]
+    assert (answered_service.home / "rate_limits.db").exists()
 
+
+def test_counts_from_several_processes_add_up_exactly(tmp_path):
+    from qa_engine.rate_limits import RateLimits, parse_limits
+
+    path, hits = tmp_path / "rate_limits.db", 150
+    script = (f"from pathlib import Path; from qa_engine.rate_limits import RateLimits, parse_limits\n"
+              f"limits = RateLimits({{'api': parse_limits('x', '1000 per hour')}}, Path({str(path)!r}))\n"
+              f"for _ in range({hits}): print(limits.hit('api', 'api.ask', '10.0.0.1')[1]['X-RateLimit-Remaining'])")
+    other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    limits = RateLimits({"api": parse_limits("x", "1000 per hour")}, path)
+    here = [limits.hit("api", "api.ask", "10.0.0.1")[1]["X-RateLimit-Remaining"] for _ in range(hits)]
+    there = other.communicate(timeout=120)[0].split()
+    assert sorted(int(n) for n in here + there) == list(range(1000 - 2 * hits, 1000)), "each request counted once"
+
+
+def test_ended_windows_are_swept(answered_service, monkeypatch):
     from qa_engine import rate_limits
 
-    client = create_app({"QA_RATE_LIMIT": "100 per second"}, service=answered_service).test_client()
-    started = []
-    monkeypatch.setattr(threading.Thread, "start", lambda thread: started.append(thread))
     monkeypatch.setattr(rate_limits, "SWEEP_EVERY_S", 0.0)
-    storage = client.application.extensions["rate_limits"].storage
-    assert isinstance(storage, rate_limits.QuietMemoryStorage)
-    assert all(client.post("/v1/ask", json={"question": "发票"}).status_code == 200 for _ in range(20))
-    assert started == []
-    assert storage.storage, "the window is counted"
-    storage.expirations = dict.fromkeys(storage.expirations, 0.0)  # every window over
+    client = create_app({"QA_RATE_LIMIT": "100 per second"}, service=answered_service).test_client()
+    assert client.post("/v1/ask", json={"question": "发票"}).status_code == 200
+    counters = sqlite3.connect(answered_service.home / "rate_limits.db")
+    with counters:
+        counters.execute("INSERT INTO hits VALUES ('long gone', 1.0, 7)")
+    time.sleep(1.1)  # the first request's one-second window ends
     client.get("/healthz")  # not limited: counts nothing, sweeps nothing
+    assert counters.execute("SELECT count(*) FROM hits").fetchone()[0] == 2
     client.post("/v1/ask", json={"question": "发票"}, environ_base={"REMOTE_ADDR": "10.0.0.9"})
-    assert list(storage.storage.values()) == [1], "the first client's old window swept, the new client's counted"
+    assert counters.execute("SELECT count FROM hits").fetchall() == [(1,)], "the ended windows swept, the new client's counted"
+
+
+def test_counters_that_cannot_be_written_let_callers_through_and_say_so_once(answered_service, monkeypatch, caplog):
+    from qa_engine import rate_limits
+
+    def open_on_a_full_disk(path):
+        connection = real_open(path)
+        connection.execute(f"PRAGMA max_page_count = {connection.execute('PRAGMA page_count').fetchone()[0]}")
+        return connection
+
+    real_open = rate_limits._open
+    monkeypatch.setattr(rate_limits, "_open", open_on_a_full_disk)
+    client = create_app({"QA_RATE_LIMIT": "2 per minute"}, service=answered_service).test_client()
+    callers = [f"10.0.1.{n}" for n in range(300)]  # enough new counts to need another page
+    responses = [client.post("/v1/ask", json={"question": "发票"}, environ_base={"REMOTE_ADDR": c}) for c in callers]
+    assert {r.status_code for r in responses} == {200}
+    assert "X-RateLimit-Limit" not in responses[-1].headers, "no count was kept"
+    warnings = [r.getMessage() for r in caplog.records if "rate limits not counted" in r.getMessage()]
+    assert len(warnings) == 1 and "full" in warnings[0]
+
+
+def test_damaged_counters_are_started_afresh(tmp_path):
+    from qa_engine.rate_limits import RateLimits, parse_limits, prepare
+
+    path = tmp_path / "rate_limits.db"
+    path.write_bytes(b"not a database at all" * 100)
+    assert prepare(path) is True
+    assert prepare(path) is False
+    limits = RateLimits({"api": parse_limits("x", "1 per minute")}, path)
+    assert [limits.hit("api", "api.ask", "10.0.0.1")[0] for _ in range(2)] == [True, False]
 
 
 def test_console_search_has_its_own_limit(answered_service, agent_key):

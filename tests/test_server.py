@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -116,7 +117,7 @@ def test_workers_pick_up_a_rebuild_without_failing_requests(tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "serve", "--port", str(port), "--workers", "2"],
-                              env={**os.environ, "QA_HOME": str(home), "QA_RATE_LIMIT": "100000 per minute"},
+                              env={**os.environ, "QA_HOME": str(home), "QA_RATE_LIMIT": "1000000 per hour"},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 120
@@ -160,6 +161,9 @@ def test_workers_pick_up_a_rebuild_without_failing_requests(tmp_path):
         assert set(outcomes) == {200}, [o for o in outcomes if o != 200][:5]
         status, data = call(f"{base}/v1/ask", {"question": "车船税的纳税人是谁"})
         assert status == 200 and data["answers"][0]["citations"][0]["doc"] == "示例车船税法(2011-02-25)"
+        with sqlite3.connect(home / "rate_limits.db") as counters:
+            counted = counters.execute("SELECT count FROM hits WHERE key LIKE '%api.ask%'").fetchall()
+        assert counted == [(len(outcomes) + 1,)], "both workers count every ask in one place"
     finally:
         server.terminate()
         output = server.communicate(timeout=60)[0]
