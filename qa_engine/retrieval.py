@@ -129,12 +129,12 @@ class AnswerIndex:
         self.matrix = matrix.T.tocsr()
         self.vectors = np.stack([p.vector for p in worked_out]) if texts else np.zeros((0, 1), dtype=np.float32)
         self.owner = np.array([number for number, _ in self.phrasings], dtype=np.int64)
-        self.first_phrasing = np.searchsorted(self.owner, np.arange(len(answers)))
         self.key_terms = [p.key_terms for p in worked_out]
-        self._phrasings_with_term: dict[str, list[int]] = {}
+        phrasings_with_term: dict[str, list[int]] = {}
         for phrasing, terms_of_phrasing in enumerate(self.key_terms):
             for term in terms_of_phrasing:
-                self._phrasings_with_term.setdefault(term, []).append(phrasing)
+                phrasings_with_term.setdefault(term, []).append(phrasing)
+        self._phrasings_with_term = {term: np.array(numbers, dtype=np.int64) for term, numbers in phrasings_with_term.items()}
         self._key_term_counts = np.array([len(t) for t in self.key_terms], dtype=np.float32)
 
     @staticmethod
@@ -154,9 +154,17 @@ class AnswerIndex:
         """Dice overlap of the question's key terms with each phrasing's."""
         shared = np.zeros(len(self.phrasings), dtype=np.float32)
         for term in question_terms:
-            shared[self._phrasings_with_term.get(term, [])] += 1
+            if term in self._phrasings_with_term:
+                shared[self._phrasings_with_term[term]] += 1
         sizes = self._key_term_counts + len(question_terms)
         return np.divide(2 * shared, sizes, out=np.zeros_like(shared), where=sizes > 0)
+
+    def best(self, per_phrasing: np.ndarray) -> np.ndarray:
+        """Each answer's best score among its phrasings (every answer has one at least: its question).
+        ``np.maximum.at`` takes a third of ``np.maximum.reduceat``'s time at thousands of answers."""
+        best = np.full(len(self.answers), -np.inf, dtype=per_phrasing.dtype)
+        np.maximum.at(best, self.owner, per_phrasing)
+        return best
 
 
 class Retriever:
@@ -306,10 +314,9 @@ class Retriever:
         per_phrasing_dense = answers.vectors @ query_vector if query_vector is not None else np.zeros(len(answers.phrasings))
         overlap = answers.key_term_overlap(query.key_terms)
         similarity = (overlap + np.maximum(per_phrasing_dense, 0.0)) / 2
-        # phrasings are stored answer by answer, each answer with at least its question
-        bm25_best = np.maximum.reduceat(per_phrasing_bm25, answers.first_phrasing)
-        dense_best = np.maximum(np.maximum.reduceat(per_phrasing_dense, answers.first_phrasing), 0.0)
-        similarity_best = np.maximum.reduceat(similarity, answers.first_phrasing)
+        bm25_best = answers.best(per_phrasing_bm25)
+        dense_best = np.maximum(answers.best(per_phrasing_dense), 0.0)
+        similarity_best = answers.best(similarity)
         day = np.datetime64(as_of, "D")
         applies = (self._answer_first_day <= day) & (day < self._answer_end_day)
         numbers = np.flatnonzero(((bm25_best > 0) | (dense_best > 0)) & applies)
