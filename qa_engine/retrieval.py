@@ -159,13 +159,6 @@ class AnswerIndex:
         sizes = self._key_term_counts + len(question_terms)
         return np.divide(2 * shared, sizes, out=np.zeros_like(shared), where=sizes > 0)
 
-    def best(self, per_phrasing: np.ndarray) -> np.ndarray:
-        """Each answer's best score among its phrasings (every answer has one at least: its question).
-        ``np.maximum.at`` takes a third of ``np.maximum.reduceat``'s time at thousands of answers."""
-        best = np.full(len(self.answers), -np.inf, dtype=per_phrasing.dtype)
-        np.maximum.at(best, self.owner, per_phrasing)
-        return best
-
 
 class Retriever:
     def __init__(self, index: BuiltIndex, analyzer: TextAnalyzer, embedder: Embedder, weights: Weights | None = None):
@@ -314,9 +307,10 @@ class Retriever:
         per_phrasing_dense = answers.vectors @ query_vector if query_vector is not None else np.zeros(len(answers.phrasings))
         overlap = answers.key_term_overlap(query.key_terms)
         similarity = (overlap + np.maximum(per_phrasing_dense, 0.0)) / 2
-        bm25_best = answers.best(per_phrasing_bm25)
-        dense_best = np.maximum(answers.best(per_phrasing_dense), 0.0)
-        similarity_best = answers.best(similarity)
+        # each answer's best phrasing (every answer has one at least: its question)
+        bm25_best, dense_best, similarity_best = (largest_of_each(per_phrasing, answers.owner, len(answers.answers))
+                                                  for per_phrasing in (per_phrasing_bm25, per_phrasing_dense, similarity))
+        dense_best = np.maximum(dense_best, 0.0)
         day = np.datetime64(as_of, "D")
         applies = (self._answer_first_day <= day) & (day < self._answer_end_day)
         numbers = np.flatnonzero(((bm25_best > 0) | (dense_best > 0)) & applies)
@@ -376,6 +370,14 @@ def place_in(values: np.ndarray, others: np.ndarray) -> np.ndarray:
     order = np.argsort(others)
     at = order[np.minimum(np.searchsorted(others, values, sorter=order), len(others) - 1)]
     return np.where(others[at] == values, at, -1)
+
+
+def largest_of_each(values: np.ndarray, owners: np.ndarray, count: int) -> np.ndarray:
+    """The largest of ``values`` for each owner 0 to ``count`` - 1 (-inf for one without values).
+    ``np.maximum.at`` takes a third of ``np.maximum.reduceat``'s time at thousands of owners."""
+    largest = np.full(count, -np.inf, dtype=values.dtype)
+    np.maximum.at(largest, owners, values)
+    return largest
 
 
 def score_in(ids: np.ndarray, found: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -166,3 +166,16 @@ def test_candidate_set_helpers_agree_with_plain_python(values, others):
     scores = {number: 1.0 + place for place, number in enumerate(others)}
     found_scores = np.array([scores[number] for number in others], dtype=np.float32)
     assert score_in(values_array, others_array, found_scores).tolist() == [scores.get(v, 0.0) for v in values]
+
+
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=9), st.floats(min_value=-5, max_value=5, width=32)), max_size=60))
+@EXAMPLES
+def test_largest_of_each_agrees_with_plain_python(owned_values):
+    import numpy as np
+
+    from qa_engine.retrieval import largest_of_each
+
+    owners = np.array([owner for owner, _ in owned_values], dtype=np.int64)
+    values = np.array([value for _, value in owned_values], dtype=np.float32)
+    expected = [max((v for o, v in owned_values if o == owner), default=-np.inf) for owner in range(10)]
+    assert largest_of_each(values, owners, 10).tolist() == expected
