@@ -76,6 +76,15 @@ def test_serve_with_a_rate_limit_that_means_nothing_says_so_in_one_line_before_s
     assert result.output == "Error: QA_CONSOLE_RATE_LIMIT must be a rate such as '60 per minute' or '10/second; 1000/day', got 'lots'\n"
 
 
+def test_serve_where_rate_limits_cannot_be_counted_says_so_in_one_line_before_starting_workers(tmp_path):
+    home = home_naming_a_build(tmp_path)
+    (home / "rate_limits.db").mkdir()  # not a file SQLite can open
+    result = CliRunner().invoke(cli, ["--home", str(home), "serve", "--port", str(free_port())])
+    assert result.exit_code == 1
+    assert result.output == f"Error: cannot keep rate-limit counts in {home / 'rate_limits.db'}: unable to open database file\n"
+    assert (home / "rate_limits.db").is_dir(), "what is there is not deleted"
+
+
 def test_serve_help_has_an_example():
     result = CliRunner().invoke(cli, ["serve", "--help"])
     assert result.exit_code == 0 and "qa serve --port 8000 --workers 2" in result.output
