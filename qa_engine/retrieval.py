@@ -315,9 +315,9 @@ class Retriever:
         applies = (self._answer_first_day <= day) & (day < self._answer_end_day)
         numbers = np.flatnonzero(((bm25_best > 0) | (dense_best > 0)) & applies)
         if len(numbers) > CANDIDATES:  # as for articles: each channel's best are the candidates
-            best = [np.argpartition(-score[numbers], CANDIDATES)[:CANDIDATES] for score in (bm25_best, dense_best, similarity_best)]
-            numbers = numbers[np.unique(np.concatenate(best))]
-        return AnswerScores(numbers, *(best[numbers].astype(np.float64) for best in (bm25_best, dense_best, similarity_best)))
+            chosen = [np.argpartition(-score[numbers], CANDIDATES)[:CANDIDATES] for score in (bm25_best, dense_best, similarity_best)]
+            numbers = numbers[np.unique(np.concatenate(chosen))]
+        return AnswerScores(numbers, *(score[numbers].astype(np.float64) for score in (bm25_best, dense_best, similarity_best)))
 
     def _fuse(self, bm25: np.ndarray, dense: np.ndarray, channels) -> np.ndarray:
         """Each channel's score relative to its best for this question, mixed by the weights."""
