@@ -101,6 +101,7 @@ class Phrasing:
     terms: np.ndarray
     weights: np.ndarray
     key_terms: set[str]
+    asks: set[str]  # the kinds of answer it asks for (TextAnalyzer.question_types)
     vector: np.ndarray
 
 
@@ -111,7 +112,7 @@ class AnswerIndex:
     afterwards ``known`` is those of this set."""
 
     def __init__(self, answers: list[ApprovedAnswer], analyzer: TextAnalyzer, bm25: BM25Index, embedder: Embedder,
-                 known: dict[str, Phrasing] | None = None):
+                 kind_bits: dict[str, int], known: dict[str, Phrasing] | None = None):
         self.answers = answers
         self.by_id = {a.id: a for a in answers}
         self.phrasings: list[tuple[int, str]] = [
@@ -136,6 +137,7 @@ class AnswerIndex:
                 phrasings_with_term.setdefault(term, []).append(phrasing)
         self._phrasings_with_term = {term: np.array(numbers, dtype=np.int64) for term, numbers in phrasings_with_term.items()}
         self._key_term_counts = np.array([len(t) for t in self.key_terms], dtype=np.float32)
+        self._asks = np.array([sum(kind_bits.get(kind, 0) for kind in p.asks) for p in worked_out], dtype=np.int64)
 
     @staticmethod
     def _phrasings_of(texts: list[str], analyzer: TextAnalyzer, bm25: BM25Index, embedder: Embedder,
@@ -146,17 +148,21 @@ class AnswerIndex:
             rows = encode_passages([tokens for tokens, _ in analysed], bm25.vocabulary, bm25.idf, bm25.average_length)
             vectors = embedder.encode(new)
             known = {**known, **{text: Phrasing(rows.indices[rows.indptr[n]:rows.indptr[n + 1]], rows.data[rows.indptr[n]:rows.indptr[n + 1]],
-                                                key_terms, vectors[n])
+                                                key_terms, analyzer.question_types(text), vectors[n])
                                  for n, (text, (_, key_terms)) in enumerate(zip(new, analysed))}}
         return {text: known[text] for text in texts}
 
-    def key_term_overlap(self, question_terms: set[str]) -> np.ndarray:
-        """Dice overlap of the question's key terms with each phrasing's."""
+    def key_term_overlap(self, question_terms: set[str], asked_bits: int) -> np.ndarray:
+        """Dice overlap of the question's key terms with each phrasing's. Where both ask for a kind
+        of answer and no kind is shared (契税什么时候交 for 交了契税能退吗), each side counts one term
+        more that the other lacks."""
         shared = np.zeros(len(self.phrasings), dtype=np.float32)
         for term in question_terms:
             if term in self._phrasings_with_term:
                 shared[self._phrasings_with_term[term]] += 1
         sizes = self._key_term_counts + len(question_terms)
+        if asked_bits:
+            sizes = sizes + 2 * ((self._asks != 0) & (self._asks & asked_bits == 0))
         return np.divide(2 * shared, sizes, out=np.zeros_like(shared), where=sizes > 0)
 
 
@@ -192,7 +198,7 @@ class Retriever:
 
     def set_answers(self, answers: list[ApprovedAnswer]) -> None:
         known = self.answers.known if self.answers is not None else None
-        self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder, known)
+        self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder, self._type_bit, known)
         self._answer_first_day, self._answer_end_day = self._answer_days(answers)
 
     def cited(self, citation) -> list[int]:
@@ -224,7 +230,9 @@ class Retriever:
         in_force = (self.first_day[ids] <= day) & (day < self.end_day[ids])
         live, bm25, dense, question_cosine = ids[in_force], bm25[in_force], dense[in_force], question_cosine[in_force]
         articles = len(live)
-        answers = self._answer_scores(query, query_vector, as_of, channels)
+        asked = self.analyzer.question_types(query.text)
+        asked_bits = sum(self._type_bit.get(name, 0) for name in asked)
+        answers = self._answer_scores(query, query_vector, asked_bits, as_of, channels)
         bm25 = np.concatenate([bm25, answers.bm25])
         dense = np.concatenate([dense, answers.dense])
         scores = self._fuse(bm25, dense, channels)
@@ -237,10 +245,8 @@ class Retriever:
             law_probability = self.index.laws.probabilities(grams)
             scores[:articles] += self.weights.law_prior * np.append(law_probability, 0.0)[self._passage_law[live]]
         named = self.named_taxes(f"{query.text} {expansion_text}")
-        asked = self.analyzer.question_types(query.text)
         if named:
             scores[:articles] += self.weights.named_tax_boost * np.isin(self._subject_ids[live], [self._subject_id[n] for n in named])
-        asked_bits = sum(self._type_bit.get(name, 0) for name in asked)
         if asked_bits:
             scores[:articles] -= self.weights.answer_type_mismatch * ((self._answer_type_bits[live] & asked_bits) == 0)
 
@@ -295,7 +301,7 @@ class Retriever:
                 text = text.replace(name, "□")
         return found
 
-    def _answer_scores(self, query: Query, query_vector, as_of: str, channels) -> "AnswerScores":
+    def _answer_scores(self, query: Query, query_vector, asked_bits: int, as_of: str, channels) -> "AnswerScores":
         """The approved answers in force that either channel finds, each scored by its best phrasing."""
         answers = self.answers
         if answers is None or not answers.phrasings:
@@ -305,7 +311,7 @@ class Retriever:
             indices, weights = self.index.bm25.query_vector(query.terms)
             per_phrasing_bm25 = weighted_row_sum(answers.matrix, indices, weights)
         per_phrasing_dense = answers.vectors @ query_vector if query_vector is not None else np.zeros(len(answers.phrasings))
-        overlap = answers.key_term_overlap(query.key_terms)
+        overlap = answers.key_term_overlap(query.key_terms, asked_bits)
         similarity = (overlap + np.maximum(per_phrasing_dense, 0.0)) / 2
         # each answer's best phrasing (every answer has one at least: its question)
         bm25_best, dense_best, similarity_best = (largest_of_each(per_phrasing, answers.owner, len(answers.answers))

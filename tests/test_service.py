@@ -176,6 +176,23 @@ def test_an_approved_answer_jumps_ahead_of_articles_only_when_a_phrasing_is_clos
     assert approved_score(similarity - 0.01) == pytest.approx(approved_score(similarity + 0.01) + 1.0)
 
 
+def test_a_phrasing_asking_for_another_kind_of_answer_shares_fewer_key_terms(service):
+    from qa_engine.corpus import ApprovedAnswer, Citation
+    from qa_engine.retrieval import AnswerIndex
+
+    retriever = service.retriever()
+    deadline, refund = 1, 2
+    answer = ApprovedAnswer("个人所得税什么时候交", "次月十五日内。", [Citation("示例个人所得税法", "第三条")])
+    index = AnswerIndex([answer], retriever.analyzer, retriever.index.bm25, retriever.embedder,
+                        {"deadline": deadline, "refund": refund})
+    terms = retriever.analyzer.key_terms("个人所得税")
+    assert terms and index.key_term_overlap(terms, 0) == pytest.approx([1.0])
+    assert index.key_term_overlap(terms, deadline) == pytest.approx([1.0]), "the same kind of answer"
+    assert index.key_term_overlap(terms, deadline | refund) == pytest.approx([1.0]), "one kind shared is enough"
+    # 个人所得税能退吗 is another question: one more term each side, 2 x 1 / (1 + 1 + 2)
+    assert index.key_term_overlap(terms, refund) == pytest.approx([0.5])
+
+
 def test_an_approved_answer_applies_only_while_an_article_it_cites_is_law(service, tmp_path):
     answers = tmp_path / "answers.jsonl"
     lines = [{"question": "虚开发票会被罚款吗", "answer": "会，由税务机关处以罚款。",
