@@ -154,6 +154,25 @@ def test_an_approved_answer_comes_first_for_its_own_question(service, tmp_path):
     assert features["question_cosine"] > 0  # the approved answer's closest phrasing, as for an article's question
 
 
+def test_the_scope_model_bounds_an_approved_answers_confidence_as_an_articles(service, tmp_path, monkeypatch):
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(
+        '{"question": "中彩票的钱要交多少税", "answer": "按偶然所得，税率百分之二十。", '
+        '"citations": [{"doc": "示例个人所得税法", "article": "第三条"}]}\n',
+        "utf-8",
+    )
+    service.ingest([answers])
+    assert service.ask("中彩票的钱要交多少税", record=False)["confidence"] > 0.8
+
+    class HalfInScope:
+        def in_scope(self, grams):
+            return 0.5
+
+    monkeypatch.setattr(service.retriever().index, "scope", HalfInScope())
+    response = service.ask("中彩票的钱要交多少税", record=False)
+    assert response["answers"][0]["kind"] == "approved"
+    assert 0.4 < response["confidence"] <= 0.5
+
 def test_an_approved_answer_jumps_ahead_of_articles_only_when_a_phrasing_is_close_enough(service, tmp_path):
     from dataclasses import replace
 
