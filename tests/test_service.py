@@ -136,14 +136,17 @@ def test_answers_citing_unknown_articles_are_refused_or_trimmed(make_service, sm
     assert stored["citations"] == [{"doc": "示例个人所得税法", "article": "第三条"}]
 
 
-def test_an_approved_answer_comes_first_for_its_own_question(service, tmp_path):
+def ingest_lottery_answer(service, tmp_path, alternatives=()):
+    """An approved answer to 中彩票的钱要交多少税, citing the sample 个人所得税法's 第三条."""
+    answer = {"question": "中彩票的钱要交多少税", "alternatives": list(alternatives), "answer": "按偶然所得，税率百分之二十。",
+              "citations": [{"doc": "示例个人所得税法", "article": "第三条"}]}
     answers = tmp_path / "answers.jsonl"
-    answers.write_text(
-        '{"question": "中彩票的钱要交多少税", "alternatives": ["彩票中奖交税吗"], "answer": "按偶然所得，税率百分之二十。", '
-        '"citations": [{"doc": "示例个人所得税法", "article": "第三条"}]}\n',
-        "utf-8",
-    )
+    answers.write_text(json.dumps(answer, ensure_ascii=False) + "\n", "utf-8")
     service.ingest([answers])
+
+
+def test_an_approved_answer_comes_first_for_its_own_question(service, tmp_path):
+    ingest_lottery_answer(service, tmp_path, alternatives=["彩票中奖交税吗"])
     response = service.ask("中彩票的钱要交多少税", record=False)
     top = response["answers"][0]
     assert (top["kind"], top["text"]) == ("approved", "按偶然所得，税率百分之二十。")
@@ -155,13 +158,7 @@ def test_an_approved_answer_comes_first_for_its_own_question(service, tmp_path):
 
 
 def test_the_scope_model_bounds_an_approved_answers_confidence_as_an_articles(service, tmp_path, monkeypatch):
-    answers = tmp_path / "answers.jsonl"
-    answers.write_text(
-        '{"question": "中彩票的钱要交多少税", "answer": "按偶然所得，税率百分之二十。", '
-        '"citations": [{"doc": "示例个人所得税法", "article": "第三条"}]}\n',
-        "utf-8",
-    )
-    service.ingest([answers])
+    ingest_lottery_answer(service, tmp_path)
     assert service.ask("中彩票的钱要交多少税", record=False)["confidence"] > 0.8
 
     class HalfInScope:
@@ -173,16 +170,11 @@ def test_the_scope_model_bounds_an_approved_answers_confidence_as_an_articles(se
     assert response["answers"][0]["kind"] == "approved"
     assert 0.4 < response["confidence"] <= 0.5
 
+
 def test_an_approved_answer_jumps_ahead_of_articles_only_when_a_phrasing_is_close_enough(service, tmp_path):
     from dataclasses import replace
 
-    answers = tmp_path / "answers.jsonl"
-    answers.write_text(
-        '{"question": "中彩票的钱要交多少税", "answer": "按偶然所得，税率百分之二十。", '
-        '"citations": [{"doc": "示例个人所得税法", "article": "第三条"}]}\n',
-        "utf-8",
-    )
-    service.ingest([answers])
+    ingest_lottery_answer(service, tmp_path)
     retriever = service.retriever()
     question = "彩票中奖的钱交税吗"
     approved = next(h for h in retriever.search(question, "2026-11-27", 10).hits if h.kind == "approved")
