@@ -362,10 +362,10 @@ class Retriever:
         confidence = float(1 / (1 + np.exp(-logit))) * in_scope
         if top.kind == "approved":
             # An approved answer is as trustworthy as the question is close to one of its
-            # curated phrasings (the same question scores 1, a merely related one 0), and no more
-            # than the scope model lets any answer be.
+            # curated phrasings: the same question scores 1, a merely related one 0. The scope
+            # model does not overrule curators: they may answer what the laws do not.
             features["phrasing_similarity"] = top.phrasing_similarity
-            confidence = max(confidence, min(max((top.phrasing_similarity - 0.4) / 0.4, 0.0), 1.0) * in_scope)
+            confidence = max(confidence, min(max((top.phrasing_similarity - 0.4) / 0.4, 0.0), 1.0))
         return confidence, features
 
 

@@ -157,18 +157,19 @@ def test_an_approved_answer_comes_first_for_its_own_question(service, tmp_path):
     assert features["question_cosine"] > 0  # the approved answer's closest phrasing, as for an article's question
 
 
-def test_the_scope_model_bounds_an_approved_answers_confidence_as_an_articles(service, tmp_path, monkeypatch):
+def test_curators_answers_are_given_where_the_scope_model_sees_no_tax_question(service, tmp_path, monkeypatch):
     ingest_lottery_answer(service, tmp_path)
-    assert service.ask("中彩票的钱要交多少税", record=False)["confidence"] > 0.8
 
-    class HalfInScope:
+    class NothingInScope:
         def in_scope(self, grams):
-            return 0.5
+            return 0.0
 
-    monkeypatch.setattr(service.retriever().index, "scope", HalfInScope())
+    monkeypatch.setattr(service.retriever().index, "scope", NothingInScope())
+    assert service.ask("偶然所得税率是多少", record=False)["route"] == "expert"  # an article alone: out of scope
     response = service.ask("中彩票的钱要交多少税", record=False)
     assert response["answers"][0]["kind"] == "approved"
-    assert 0.4 < response["confidence"] <= 0.5
+    assert response["route"] == "answer"
+    assert response["confidence"] > 0.9
 
 
 def test_an_approved_answer_jumps_ahead_of_articles_only_when_a_phrasing_is_close_enough(service, tmp_path):
