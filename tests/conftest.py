@@ -188,6 +188,23 @@ def static_model(tmp_path):
     return folder, tokenizer, weights
 
 
+@pytest.fixture
+def fake_corpus_training(monkeypatch, static_model):
+    """Training the corpus model is replaced by copying a tiny static model. Returns the
+    replacement, which records the pairs of each training in ``.seen``."""
+    import shutil
+
+    import qa_engine.service
+
+    def train(passages, pairs, output_dir, **options):
+        train.seen.append(list(pairs))
+        shutil.copytree(static_model[0], output_dir)
+
+    train.seen = []
+    monkeypatch.setattr(qa_engine.service, "train_corpus_model", train)
+    return train
+
+
 
 
 # An approved answer whose text carries HTML: every front end must show it as text and run nothing.

@@ -2,7 +2,6 @@
 really differ from the full engine, and --write-docs replaces only its own section."""
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -12,7 +11,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import bench.quality as quality  # noqa: E402
-import qa_engine.service  # noqa: E402
 from qa_engine.text import BIGRAM_PREFIX, HOMOPHONE_WEIGHT, SYNONYM_WEIGHT, Dictionary, TextAnalyzer  # noqa: E402
 
 GOLD = [
@@ -28,17 +26,11 @@ GOLD = [
 
 
 @pytest.fixture
-def fake_training(monkeypatch, static_model):
-    """Training the corpus model is replaced by copying a tiny static model; records the pairs."""
-    seen = []
-
-    def train(passages, pairs, output_dir, **options):
-        seen.append(list(pairs))
-        shutil.copytree(static_model[0], output_dir)
-
-    monkeypatch.setattr(qa_engine.service, "train_corpus_model", train)
-    monkeypatch.setattr(quality, "train_corpus_model", train)
-    return seen
+def fake_training(monkeypatch, fake_corpus_training):
+    """The corpus model's training faked for the bench too (it trains the no-cloze model itself);
+    the pairs of each training."""
+    monkeypatch.setattr(quality, "train_corpus_model", fake_corpus_training)
+    return fake_corpus_training.seen
 
 
 @pytest.fixture
