@@ -68,16 +68,18 @@ class Hit:
 
 @dataclass
 class AnswerScores:
-    """Approved answers a question finds: their numbers in ``AnswerIndex.answers`` and scores."""
+    """Approved answers a question finds: their numbers in ``AnswerIndex.answers``, scores, and the
+    kinds of question their texts answer (``AnswerIndex.kinds``)."""
 
     numbers: np.ndarray
     bm25: np.ndarray
     dense: np.ndarray
     similarity: np.ndarray
+    kinds: np.ndarray
 
     @classmethod
     def none(cls) -> "AnswerScores":
-        return cls(*(np.zeros(0, dtype=dtype) for dtype in (np.int64, np.float64, np.float64, np.float64)))
+        return cls(*(np.zeros(0, dtype=dtype) for dtype in (np.int64, np.float64, np.float64, np.float64, np.int64)))
 
 
 @dataclass
@@ -138,6 +140,9 @@ class AnswerIndex:
         self._phrasings_with_term = {term: np.array(numbers, dtype=np.int64) for term, numbers in phrasings_with_term.items()}
         self._key_term_counts = np.array([len(t) for t in self.key_terms], dtype=np.float32)
         self._asks = np.array([sum(kind_bits.get(kind, 0) for kind in p.asks) for p in worked_out], dtype=np.int64)
+        # the kinds of question each answer's text answers, as an article's are found (TextAnalyzer.answer_types)
+        self.kinds = np.array([sum(kind_bits.get(kind, 0) for kind in analyzer.answer_types(a.answer)) for a in answers],
+                              dtype=np.int64)
 
     @staticmethod
     def _phrasings_of(texts: list[str], analyzer: TextAnalyzer, bm25: BM25Index, embedder: Embedder,
@@ -247,8 +252,9 @@ class Retriever:
         named = self.named_taxes(f"{query.text} {expansion_text}")
         if named:
             scores[:articles] += self.weights.named_tax_boost * np.isin(self._subject_ids[live], [self._subject_id[n] for n in named])
-        if asked_bits:
-            scores[:articles] -= self.weights.answer_type_mismatch * ((self._answer_type_bits[live] & asked_bits) == 0)
+        if asked_bits:  # articles and approved answers whose text holds no answer of the kind asked for
+            kinds = np.concatenate([self._answer_type_bits[live], answers.kinds])
+            scores -= self.weights.answer_type_mismatch * ((kinds & asked_bits) == 0)
 
         order = np.argsort(-scores, kind="stable")
         hits = []
@@ -323,7 +329,8 @@ class Retriever:
         if len(numbers) > CANDIDATES:  # as for articles: each channel's best are the candidates
             chosen = [np.argpartition(-score[numbers], CANDIDATES)[:CANDIDATES] for score in (bm25_best, dense_best, similarity_best)]
             numbers = numbers[np.unique(np.concatenate(chosen))]
-        return AnswerScores(numbers, *(score[numbers].astype(np.float64) for score in (bm25_best, dense_best, similarity_best)))
+        return AnswerScores(numbers, *(score[numbers].astype(np.float64) for score in (bm25_best, dense_best, similarity_best)),
+                            answers.kinds[numbers])
 
     def _fuse(self, bm25: np.ndarray, dense: np.ndarray, channels) -> np.ndarray:
         """Each channel's score relative to its best for this question, mixed by the weights."""

@@ -188,6 +188,22 @@ def test_an_approved_answer_jumps_ahead_of_articles_only_when_a_phrasing_is_clos
     assert approved_score(similarity - 0.01) == pytest.approx(approved_score(similarity + 0.01) + 1.0)
 
 
+
+def test_an_approved_answer_without_the_kind_of_answer_asked_for_ranks_lower_as_an_article_does(service, tmp_path):
+    from dataclasses import replace
+
+    ingest_lottery_answer(service, tmp_path)  # its text gives a rate (税率百分之二十), no deadline
+    retriever = service.retriever()
+
+    def approved_score(question: str, mismatch: float) -> float:
+        retriever.weights = replace(retriever.weights, answer_type_mismatch=mismatch)
+        return next(h.score for h in retriever.search(question, "2026-11-27", 10).hits if h.kind == "approved")
+
+    deadline = "中彩票的钱什么时候交税"
+    assert approved_score(deadline, 0.0) == pytest.approx(approved_score(deadline, 0.2) + 0.2)
+    rate = "中彩票的钱税率是多少"
+    assert approved_score(rate, 0.0) == pytest.approx(approved_score(rate, 0.2))
+
 def test_a_phrasing_asking_for_another_kind_of_answer_shares_fewer_key_terms(service):
     from qa_engine.corpus import ApprovedAnswer, Citation
     from qa_engine.retrieval import AnswerIndex
