@@ -140,9 +140,11 @@ class AnswerIndex:
         self._phrasings_with_term = {term: np.array(numbers, dtype=np.int64) for term, numbers in phrasings_with_term.items()}
         self._key_term_counts = np.array([len(t) for t in self.key_terms], dtype=np.float32)
         self._asks = np.array([sum(kind_bits.get(kind, 0) for kind in p.asks) for p in worked_out], dtype=np.int64)
-        # the kinds of question each answer's text answers, as an article's are found (TextAnalyzer.answer_types)
+        # the kinds of question each answer answers: those its text shows, as an article's
+        # (TextAnalyzer.answer_types), and those its phrasings ask for (滞纳金怎么计算: how to compute)
         self.kinds = np.array([sum(kind_bits.get(kind, 0) for kind in analyzer.answer_types(a.answer)) for a in answers],
                               dtype=np.int64)
+        np.bitwise_or.at(self.kinds, self.owner, self._asks)
 
     @staticmethod
     def _phrasings_of(texts: list[str], analyzer: TextAnalyzer, bm25: BM25Index, embedder: Embedder,

@@ -204,6 +204,21 @@ def test_an_approved_answer_without_the_kind_of_answer_asked_for_ranks_lower_as_
     rate = "中彩票的钱税率是多少"
     assert approved_score(rate, 0.0) == pytest.approx(approved_score(rate, 0.2))
 
+
+def test_an_approved_answer_answers_the_kinds_its_text_shows_and_its_phrasings_ask_for(service):
+    from qa_engine.corpus import ApprovedAnswer, Citation
+    from qa_engine.retrieval import AnswerIndex
+
+    retriever = service.retriever()
+    deadline, computation = 1, 2
+    basis = [Citation("示例个人所得税法", "第三条")]
+    answers = [ApprovedAnswer("个人所得税怎么交", "次月十五日内申报。", basis),  # its text: 日内
+               ApprovedAnswer("滞纳金怎么计算", "按日加收万分之五。", basis),  # its question: 计算
+               ApprovedAnswer("个人所得税怎么交", "向主管税务机关申报。", basis)]  # neither
+    index = AnswerIndex(answers, retriever.analyzer, retriever.index.bm25, retriever.embedder,
+                        {"deadline": deadline, "computation": computation})
+    assert index.kinds.tolist() == [deadline, computation, 0]
+
 def test_a_phrasing_asking_for_another_kind_of_answer_shares_fewer_key_terms(service):
     from qa_engine.corpus import ApprovedAnswer, Citation
     from qa_engine.retrieval import AnswerIndex
