@@ -69,7 +69,7 @@ class Hit:
 @dataclass
 class AnswerScores:
     """Approved answers a question finds: their numbers in ``AnswerIndex.answers``, scores, and the
-    kinds of question their texts answer (``AnswerIndex.kinds``)."""
+    kinds of question they answer (``AnswerIndex.kinds``)."""
 
     numbers: np.ndarray
     bm25: np.ndarray
@@ -254,7 +254,7 @@ class Retriever:
         named = self.named_taxes(f"{query.text} {expansion_text}")
         if named:
             scores[:articles] += self.weights.named_tax_boost * np.isin(self._subject_ids[live], [self._subject_id[n] for n in named])
-        if asked_bits:  # articles and approved answers whose text holds no answer of the kind asked for
+        if asked_bits:  # articles and approved answers that hold no answer of the kind asked for
             kinds = np.concatenate([self._answer_type_bits[live], answers.kinds])
             scores -= self.weights.answer_type_mismatch * ((kinds & asked_bits) == 0)
 
