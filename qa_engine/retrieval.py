@@ -16,7 +16,7 @@ from scipy import sparse
 
 from .corpus import ApprovedAnswer, short_title_of
 from .dense import Embedder
-from .index import BuiltIndex, Passage
+from .index import BuiltIndex
 from .lexical import BM25Index, encode_passages, weighted_row_sum
 from .scope import gram_buckets
 from .text import Query, TextAnalyzer
@@ -139,11 +139,10 @@ class AnswerIndex:
                 phrasings_with_term.setdefault(term, []).append(phrasing)
         self._phrasings_with_term = {term: np.array(numbers, dtype=np.int64) for term, numbers in phrasings_with_term.items()}
         self._key_term_counts = np.array([len(t) for t in self.key_terms], dtype=np.float32)
-        self._asks = np.array([sum(kind_bits.get(kind, 0) for kind in p.asks) for p in worked_out], dtype=np.int64)
+        self._asks = np.array([bits_of(p.asks, kind_bits) for p in worked_out], dtype=np.int64)
         # the kinds of question each answer answers: those its text shows, as an article's
         # (TextAnalyzer.answer_types), and those its phrasings ask for (滞纳金怎么计算: how to compute)
-        self.kinds = np.array([sum(kind_bits.get(kind, 0) for kind in analyzer.answer_types(a.answer)) for a in answers],
-                              dtype=np.int64)
+        self.kinds = np.array([bits_of(analyzer.answer_types(a.answer), kind_bits) for a in answers], dtype=np.int64)
         np.bitwise_or.at(self.kinds, self.owner, self._asks)
 
     @staticmethod
@@ -238,7 +237,7 @@ class Retriever:
         live, bm25, dense, question_cosine = ids[in_force], bm25[in_force], dense[in_force], question_cosine[in_force]
         articles = len(live)
         asked = self.analyzer.question_types(query.text)
-        asked_bits = sum(self._type_bit.get(name, 0) for name in asked)
+        asked_bits = bits_of(asked, self._type_bit)
         answers = self._answer_scores(query, query_vector, asked_bits, as_of, channels)
         bm25 = np.concatenate([bm25, answers.bm25])
         dense = np.concatenate([dense, answers.dense])
@@ -386,6 +385,12 @@ def place_in(values: np.ndarray, others: np.ndarray) -> np.ndarray:
     order = np.argsort(others)
     at = order[np.minimum(np.searchsorted(others, values, sorter=order), len(others) - 1)]
     return np.where(others[at] == values, at, -1)
+
+
+def bits_of(kinds: set[str], kind_bits: dict[str, int]) -> int:
+    """Kinds of question (a deadline, a refund...) as bits, numbered as the index numbers them;
+    a kind the index does not know counts for nothing."""
+    return sum(kind_bits.get(kind, 0) for kind in kinds)
 
 
 def largest_of_each(values: np.ndarray, owners: np.ndarray, count: int) -> np.ndarray:
