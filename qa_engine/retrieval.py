@@ -110,18 +110,18 @@ class Phrasing:
 class AnswerIndex:
     """Approved answers, indexed in memory so curators' changes apply without a rebuild.
 
-    ``known`` holds the phrasings worked out for earlier answer sets of the same retriever;
-    afterwards ``known`` is those of this set."""
+    ``earlier`` is the same retriever's index of the answers before a change: what it worked out
+    of each phrasing (``known``) and each answer's text (``text_kinds``) is not worked out again."""
 
     def __init__(self, answers: list[ApprovedAnswer], analyzer: TextAnalyzer, bm25: BM25Index, embedder: Embedder,
-                 kind_bits: dict[str, int], known: dict[str, Phrasing] | None = None):
+                 kind_bits: dict[str, int], earlier: "AnswerIndex | None" = None):
         self.answers = answers
         self.by_id = {a.id: a for a in answers}
         self.phrasings: list[tuple[int, str]] = [
             (number, text) for number, a in enumerate(answers) for text in [a.question, *a.alternatives]
         ]
         texts = [text for _, text in self.phrasings]
-        self.known = self._phrasings_of(texts, analyzer, bm25, embedder, known or {})
+        self.known = self._phrasings_of(texts, analyzer, bm25, embedder, earlier.known if earlier else {})
         worked_out = [self.known[text] for text in texts]
         lengths = [len(p.terms) for p in worked_out]
         matrix = sparse.csr_matrix(
@@ -142,7 +142,10 @@ class AnswerIndex:
         self._asks = np.array([bits_of(p.asks, kind_bits) for p in worked_out], dtype=np.int64)
         # the kinds of question each answer answers: those its text shows, as an article's
         # (TextAnalyzer.answer_types), and those its phrasings ask for (滞纳金怎么计算: how to compute)
-        self.kinds = np.array([bits_of(analyzer.answer_types(a.answer), kind_bits) for a in answers], dtype=np.int64)
+        text_kinds = earlier.text_kinds if earlier else {}
+        self.text_kinds = {text: text_kinds[text] if text in text_kinds else bits_of(analyzer.answer_types(text), kind_bits)
+                           for text in dict.fromkeys(a.answer for a in answers)}
+        self.kinds = np.array([self.text_kinds[a.answer] for a in answers], dtype=np.int64)
         np.bitwise_or.at(self.kinds, self.owner, self._asks)
 
     @staticmethod
@@ -203,8 +206,7 @@ class Retriever:
             self._passage_law = np.array([number_of.get(short_title_of(p.doc), len(number_of)) for p in index.passages], dtype=np.int64)
 
     def set_answers(self, answers: list[ApprovedAnswer]) -> None:
-        known = self.answers.known if self.answers is not None else None
-        self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder, self._type_bit, known)
+        self.answers = AnswerIndex(answers, self.analyzer, self.index.bm25, self.embedder, self._type_bit, self.answers)
         self._answer_first_day, self._answer_end_day = self._answer_days(answers)
 
     def cited(self, citation) -> list[int]:

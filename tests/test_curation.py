@@ -64,10 +64,14 @@ def test_a_change_works_out_only_the_phrasings_it_adds_and_answers_as_a_fresh_st
     encoded: list[str] = []
     embedder_encode = server.retriever().embedder.encode
     server.retriever().embedder.encode = lambda texts: encoded.extend(texts) or embedder_encode(texts)
+    read: list[str] = []
+    answer_types = server.retriever().analyzer.answer_types
+    server.retriever().analyzer.answer_types = lambda text: read.append(text) or answer_types(text)
     second = curator.add_answer({**ANSWER, "question": "买彩票中了奖怎么交税", "alternatives": ["中奖要交税吗"]}, by="王芳")
     curator.approve_answer(second["id"], by="王芳")
     server.retriever()  # notices the change
     assert encoded == ["买彩票中了奖怎么交税"], "the one new phrasing"
+    assert read == [], "the new answer's text is the first one's, read already"
     questions = ["中奖要交税吗", "买彩票中了奖怎么交税", "偶然所得税率", "居民个人是谁"]
     answered = [server.ask(q, record=False) for q in questions]
     assert answered == [make_service(home=service.home).ask(q, record=False) for q in questions]
