@@ -31,6 +31,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -268,6 +270,24 @@ def cpu_note(ask: dict, cores: int) -> str:
             f"this figure with it: compare the rows of one run, not runs.\n")
 
 
+def connections_per_worker(port: int) -> list[int] | None:
+    """How many of the clients' connections each server process holds, most first (None where
+    Linux's ``ss`` is missing)."""
+    if shutil.which("ss") is None:
+        return None
+    listing = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                             capture_output=True, text=True).stdout
+    return sorted(Counter(re.findall(r"pid=(\d+)", listing)).values(), reverse=True) or None
+
+
+def split_note(split: list[int] | None) -> str:
+    if not split:
+        return ""
+    return (f"Halfway through the first run the workers held {' and '.join(map(str, split))} of the connections. A kept-alive\n"
+            f"connection stays with the worker that accepted it, and each worker answers as many requests a second,\n"
+            f"so the clients of the fuller worker wait longer: the more uneven the split, the longer the tail.\n")
+
+
 def write_report(report: str, path: Path) -> None:
     text = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
     # up to the next heading or the next script's marker (<!-- soak:start -->, <!-- quality:start -->)
@@ -302,6 +322,7 @@ def main() -> None:
 
     asked = [q["question"] for q in load_questions()]
     use_wrk = shutil.which("wrk") is not None and not args.python_client
+    split = None
     load_before = os.getloadavg()[0]
     port = free_port()
     server = start_server(args.home, port, args.workers)
@@ -309,7 +330,11 @@ def main() -> None:
         run_load(port, "/v1/ask", args.clients, 4 * args.clients, asked)  # warm connections and caches
         cpu_before = server_cpu_seconds(server.pid)
         if use_wrk:
-            ask = run_wrk(port, "/v1/ask", args.clients, args.seconds, asked)
+            with ThreadPoolExecutor(1) as pool:
+                running = pool.submit(run_wrk, port, "/v1/ask", args.clients, args.seconds, asked)
+                time.sleep(args.seconds / 2)
+                split = connections_per_worker(port)
+                ask = running.result()
         else:
             ask = run_load(port, "/v1/ask", args.clients, args.requests, asked)
         cpu_after = server_cpu_seconds(server.pid)
@@ -350,7 +375,7 @@ before the run: {load_before:.1f} (other work on the machine skews the figures; 
 | POST /v1/ask | {args.clients} | {ask['requests']} | {ask['rps']} | {ask['p50_ms']} | {ask['p99_ms']} | {ask['max_ms']} | {ask['statuses']} |
 {paced_rows(paced, args.clients)}{reference_rows(references, args.clients)}| POST /v1/search (console) | 1 | {console['requests']} | {console['rps']} | {console['p50_ms']} | {console['p99_ms']} | {console['max_ms']} | {console['statuses']} |
 
-{cpu_note(ask, os.cpu_count() or 1)}
+{cpu_note(ask, os.cpu_count() or 1)}{split_note(split)}
 {paced_note(paced, args.clients)}{reference_note(references)}{jitter_note(jitter, args.clients, args.workers)}The console waits {debounce} ms after the last keystroke before searching, so an answer appears
 {debounce + console['p50_ms']:.0f} ms (median) / {debounce + console['p99_ms']:.0f} ms (p99) after the agent stops typing (budget: 100 ms).
 """

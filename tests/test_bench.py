@@ -2,6 +2,8 @@
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -117,6 +119,24 @@ def test_load_bench_reports_paced_runs_beside_saturation():
     for bad in ("fast", "45,-5", "45,,30"):
         with pytest.raises(argparse.ArgumentTypeError):
             load.pause_list(bad)
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs Linux's ss to list a process's connections")
+def test_load_bench_tells_how_the_connections_are_split_between_the_server_processes():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import load
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        accepted = [listener.accept()[0] for _ in clients]
+        try:
+            assert load.connections_per_worker(port) == [3], "the server's ends only, all in this process"
+        finally:
+            for end in clients + accepted:
+                end.close()
+    assert "held 9 and 7 of the connections" in load.split_note([9, 7])
+    assert load.split_note(None) == ""
 
 
 def test_load_bench_reference_server_does_the_work_it_is_given():
