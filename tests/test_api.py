@@ -390,3 +390,28 @@ def test_cors_lets_the_console_endpoints_take_a_key(public_client):
                                                              "Access-Control-Request-Headers": "Authorization, Content-Type"})
     assert preflight.status_code == 200
     assert "authorization" in preflight.headers.get("Access-Control-Allow-Headers", "").lower()
+
+
+def test_responses_are_json_as_flask_writes_it():
+    import dataclasses
+    import datetime
+
+    import numpy as np
+    from flask import Flask
+
+    from qa_engine.webapp import ResponseJSON
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    app = Flask(__name__)
+    app.json = ResponseJSON(app)
+    value = {"税种": "增值税", "score": np.float32(0.5), "count": np.int64(3), 7: "a number key",
+             "on": datetime.date(2026, 1, 1), "point": Point(1)}
+    with app.app_context():
+        body = app.json.response(value).get_data(as_text=True)
+        assert body == ('{"税种":"增值税","score":0.5,"count":3,"7":"a number key",'
+                        '"on":"Thu, 01 Jan 2026 00:00:00 GMT","point":{"x":1}}\n')
+        app.debug = True
+        assert app.json.response({"a": 1}).get_data(as_text=True) == '{\n  "a": 1\n}\n', "debug output stays readable"
