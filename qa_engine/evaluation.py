@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 

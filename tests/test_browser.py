@@ -236,7 +236,7 @@ def test_widget_complaint_route_offers_the_complaint_form(page, server):
 def test_widget_fits_a_phone_screen(page, server):
     base, _ = server
     page.set_window_size(390, 844)
-    root = ask_in_widget(page, base, "偶然所得怎么交税")
+    ask_in_widget(page, base, "偶然所得怎么交税")
     width = page.execute_script("return window.innerWidth")
     box = page.execute_script(
         "var r = document.getElementById('qa-widget').shadowRoot.querySelector('.panel').getBoundingClientRect();"

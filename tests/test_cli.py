@@ -5,7 +5,6 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-import qa_engine.cli
 from qa_engine.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent

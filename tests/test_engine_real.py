@@ -1,6 +1,5 @@
 """End to end over the real law corpus, with the real corpus-trained embedder (slow: trains it)."""
 
-import json
 from pathlib import Path
 
 import pytest
