@@ -13,7 +13,7 @@ also routed to `answer`. Decisions about how answers are ranked are taken on the
 on the dev set.
 
 Examples:
-    python bench/answers.py                      # tables on stdout (about 5 minutes)
+    python bench/answers.py                      # tables on stdout (2.5 minutes on 2 cores)
     python bench/answers.py --home /tmp/a --json # keep the scratch homes (and trained models) for a rerun
 """
 

@@ -91,13 +91,13 @@ class ResponseJSON(DefaultJSONProvider):
 
     ensure_ascii = False
     sort_keys = False
+    ORJSON_OPTIONS = (orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+                      | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
 
     def dumps(self, obj, **kwargs) -> str:
         if kwargs and kwargs != {"separators": (",", ":")}:
             return super().dumps(obj, **kwargs)
-        options = (orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-                   | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
-        return orjson.dumps(obj, default=self.default, option=options).decode("utf-8")
+        return orjson.dumps(obj, default=self.default, option=self.ORJSON_OPTIONS).decode("utf-8")
 
 
 def _trust_proxies(app: Flask) -> None:
