@@ -284,7 +284,8 @@ def split_note(split: list[int] | None) -> str:
         return ""
     return (f"Halfway through the first run the workers held {' and '.join(map(str, split))} of the connections. A kept-alive\n"
             f"connection stays with the worker that accepted it, and each worker answers as many requests a second,\n"
-            f"so the clients of the fuller worker wait longer: the more uneven the split, the longer the tail.\n")
+            f"so the clients of a fuller worker would wait longer: the workers close connections they hold beyond\n"
+            f"their share until the split is even (ConnectionBalancer in qa_engine/server.py).\n")
 
 
 def write_report(report: str, path: Path) -> None:

@@ -208,3 +208,112 @@ def test_a_worker_scores_on_one_thread_of_numpy_s_blas(service, monkeypatch):
             assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
         finally:
             gc.unfreeze()
+
+
+def test_a_worker_hands_back_half_its_lead_in_connections_over_the_emptiest_worker():
+    from qa_engine.server import ConnectionBalancer
+
+    assert ConnectionBalancer.excess({1: 19, 2: 13}, pid=1) == 3  # 12 connections against 6
+    assert ConnectionBalancer.excess({1: 13, 2: 19}, pid=1) == 0
+    assert ConnectionBalancer.excess({1: 16, 2: 15}, pid=1) == 0  # 8 against 7: as even as 15 can be
+    assert ConnectionBalancer.excess({1: 20, 2: 12, 3: 16}, pid=3) == 2
+    assert ConnectionBalancer.excess({1: 20}, pid=1) == 0  # one worker
+    assert ConnectionBalancer.excess({2: 4, 3: 4}, pid=1) == 0  # not counted: a count that failed
+
+
+def test_the_fuller_worker_closes_that_many_http_1_1_connections_until_it_counts_again(monkeypatch):
+    from flask import Flask
+
+    from qa_engine.server import ConnectionBalancer
+
+    balancer = ConnectionBalancer(server_pid=1)
+    counts = {os.getpid(): 19, 999_999: 13}
+    monkeypatch.setattr(balancer, "socket_counts", lambda: counts)
+    app = Flask(__name__)
+
+    def connection_header(protocol: str = "HTTP/1.1") -> str | None:
+        with app.test_request_context(environ_overrides={"SERVER_PROTOCOL": protocol}):
+            return balancer.after_request(app.response_class("answer")).headers.get("Connection")
+
+    assert [connection_header() for _ in range(5)] == ["close"] * 3 + [None] * 2
+    balancer._next_count = 0.0  # time to count again: now even
+    counts[999_999] = 19
+    assert connection_header() is None
+    counts[999_999] = 13
+    balancer._next_count = 0.0
+    assert connection_header("HTTP/2") is None  # HTTP/2 has no Connection header
+    assert connection_header("HTTP/1.1") == "close"  # ... and the close is kept for the next HTTP/1.1 request
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="connections are counted from Linux's /proc")
+def test_sockets_are_counted_for_each_process_under_the_server():
+    from qa_engine.server import ConnectionBalancer
+
+    holds = "import socket, sys, time; s = [socket.socket() for _ in range({})]; print(flush=True); time.sleep(60)"
+    children = [subprocess.Popen([sys.executable, "-c", holds.format(n)], stdout=subprocess.PIPE) for n in (1, 4)]
+    try:
+        for child in children:
+            child.stdout.readline()  # its sockets are open
+        counts = ConnectionBalancer(server_pid=os.getpid()).socket_counts()
+    finally:
+        for child in children:
+            child.kill()
+            child.communicate()
+    assert counts[children[1].pid] - counts[children[0].pid] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="connections are counted from Linux's /proc")
+def test_workers_even_out_kept_alive_connections_and_every_request_is_answered(tmp_path):
+    import http.client
+
+    from qa_engine.server import ConnectionBalancer
+
+    laws, home = tmp_path / "laws", tmp_path / "home"
+    write_small_laws(laws)
+    qa(home, "ingest", str(laws))
+    qa(home, "build")
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "serve", "--port", str(port), "--workers", "2"],
+                              env={**os.environ, "QA_HOME": str(home), "QA_RATE_LIMIT": "1000000 per hour"},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while len(ConnectionBalancer(server.pid).socket_counts()) < 2 or not _answers(port):
+            assert server.poll() is None and time.time() < deadline, "qa serve did not come up"
+            time.sleep(0.5)
+        statuses, closed = [], []
+        stop = threading.Event()
+
+        def keep_asking():  # one kept-alive connection; http.client connects again after a close
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            while not stop.is_set():
+                connection.request("POST", "/v1/ask", body=json.dumps({"question": "偶然所得的税率是多少"}),
+                                   headers={"Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                statuses.append(response.status)
+                closed.append(response.getheader("Connection") == "close")
+            connection.close()
+
+        askers = [threading.Thread(target=keep_asking) for _ in range(16)]
+        for thread in askers:
+            thread.start()
+        time.sleep(6)
+        counts = sorted(ConnectionBalancer(server.pid).socket_counts().values())
+        stop.set()
+        for thread in askers:
+            thread.join(timeout=60)
+        assert set(statuses) == {200} and len(statuses) > 100
+        assert counts[1] - counts[0] <= 2, f"sockets per worker {counts}: more than one connection apart"
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=60)[0]
+    assert "Traceback" not in output, output
+
+
+def _answers(port: int) -> bool:
+    try:
+        return call(f"http://127.0.0.1:{port}/healthz", timeout=5)[0] == 200
+    except OSError:
+        return False
