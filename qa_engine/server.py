@@ -122,8 +122,9 @@ class ConnectionBalancer:
 
     COUNT_EVERY_S = 0.5
 
-    def __init__(self, server_pid: int):
+    def __init__(self, server_pid: int, worker_command: bytes | None = None):
         self._workers_file = Path(f"/proc/{server_pid}/task/{server_pid}/children")
+        self._worker_command = worker_command or _command_line("self")  # the server's other children are no workers
         self._next_count = 0.0
         self._to_close = 0
 
@@ -146,6 +147,8 @@ class ConnectionBalancer:
         counts = {}
         for pid in workers:
             try:
+                if _command_line(pid) != self._worker_command:
+                    continue
                 counts[pid] = sum(os.readlink(entry.path).startswith("socket:") for entry in os.scandir(f"/proc/{pid}/fd"))
             except OSError:
                 pass  # a worker exiting, or a file descriptor closed while counting: no matter for a balance
@@ -158,3 +161,10 @@ class ConnectionBalancer:
         if mine is None or len(counts) < 2:
             return 0
         return (mine - min(counts.values())) // 2
+
+
+def _command_line(pid: int | str) -> bytes | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None

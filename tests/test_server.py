@@ -246,20 +246,24 @@ def test_the_fuller_worker_closes_that_many_http_1_1_connections_until_it_counts
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="connections are counted from Linux's /proc")
-def test_sockets_are_counted_for_each_process_under_the_server():
+def test_sockets_are_counted_for_each_worker_under_the_server():
     from qa_engine.server import ConnectionBalancer
 
-    holds = "import socket, sys, time; s = [socket.socket() for _ in range({})]; print(flush=True); time.sleep(60)"
-    children = [subprocess.Popen([sys.executable, "-c", holds.format(n)], stdout=subprocess.PIPE) for n in (1, 4)]
+    holds = "import os, socket, time; s = [socket.socket() for _ in range(int(os.environ['SOCKETS']))]; print(flush=True); time.sleep(60)"
+    workers = [subprocess.Popen([sys.executable, "-c", holds], env={**os.environ, "SOCKETS": str(n)}, stdout=subprocess.PIPE)
+               for n in (1, 4)]
+    other = subprocess.Popen([sys.executable, "-c", holds + " "], env={**os.environ, "SOCKETS": "0"}, stdout=subprocess.PIPE)
     try:
-        for child in children:
+        for child in workers + [other]:
             child.stdout.readline()  # its sockets are open
-        counts = ConnectionBalancer(server_pid=os.getpid()).socket_counts()
+        command = Path(f"/proc/{workers[0].pid}/cmdline").read_bytes()
+        counts = ConnectionBalancer(server_pid=os.getpid(), worker_command=command).socket_counts()
     finally:
-        for child in children:
+        for child in workers + [other]:
             child.kill()
             child.communicate()
-    assert counts[children[1].pid] - counts[children[0].pid] == 3
+    assert other.pid not in counts  # another command: not a worker
+    assert counts[workers[1].pid] - counts[workers[0].pid] == 3
 
 
 @pytest.mark.slow
@@ -278,8 +282,10 @@ def test_workers_even_out_kept_alive_connections_and_every_request_is_answered(t
                               env={**os.environ, "QA_HOME": str(home), "QA_RATE_LIMIT": "1000000 per hour"},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+        # the workers are forked from the server: their command line is its
+        balancer = ConnectionBalancer(server.pid, worker_command=Path(f"/proc/{server.pid}/cmdline").read_bytes())
         deadline = time.time() + 120
-        while len(ConnectionBalancer(server.pid).socket_counts()) < 2 or not _answers(port):
+        while len(balancer.socket_counts()) < 2 or not _answers(port):
             assert server.poll() is None and time.time() < deadline, "qa serve did not come up"
             time.sleep(0.5)
         statuses, closed = [], []
@@ -300,7 +306,7 @@ def test_workers_even_out_kept_alive_connections_and_every_request_is_answered(t
         for thread in askers:
             thread.start()
         time.sleep(6)
-        counts = sorted(ConnectionBalancer(server.pid).socket_counts().values())
+        counts = sorted(balancer.socket_counts().values())
         stop.set()
         for thread in askers:
             thread.join(timeout=60)
