@@ -116,15 +116,15 @@ class ConnectionBalancer:
 
     Every COUNT_EVERY_S a worker counts the open sockets of each worker (its siblings under the
     server's process) and, where it holds more connections than the emptiest worker, answers
-    half as many requests as its lead with ``Connection: close``. Those callers connect again, and a new
-    connection goes to whichever worker accepts it. A count reads a few dozen entries of ``/proc``
-    (about 0.1 ms); where ``/proc`` is not there, nothing happens."""
+    half as many requests as its lead with ``Connection: close``. Those callers connect again,
+    and each new connection goes to whichever worker accepts it. A count reads a few dozen
+    entries of ``/proc`` (about 0.1 ms); where ``/proc`` is not there, nothing happens."""
 
     COUNT_EVERY_S = 0.5
 
     def __init__(self, server_pid: int, worker_command: bytes | None = None):
         self._workers_file = Path(f"/proc/{server_pid}/task/{server_pid}/children")
-        self._worker_command = worker_command or _command_line("self")  # the server's other children are no workers
+        self._worker_command = worker_command or _command_line("self")  # other children of the server are not workers
         self._next_count = 0.0
         self._to_close = 0
 
